@@ -1,0 +1,263 @@
+//! Producing a layer tar from a directory's changes.
+//!
+//! Two sources, both walked in sorted order so the same changes always give
+//! the same bytes:
+//! - an overlay upper directory, which *is* the change set: overlay
+//!   whiteouts become `.wh.<name>`, opaque directories get `.wh..wh..opq`;
+//! - two complete trees (vfs), compared entry by entry: what is new or
+//!   different in `upper` is written, what `upper` lost becomes a whiteout.
+//!   Like Docker's naive differ, a file counts as changed when its type,
+//!   size, mtime, mode, owner, link target, device or xattrs differ.
+
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{FileType, OFlags, Stat};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::Path;
+
+use crate::fsops::{self, OPAQUE_XATTR};
+use crate::tarstream::{EntryKind, Time};
+use crate::tarwrite::{Header, TarWriter};
+
+pub enum Source<'a> {
+    /// An overlay upper directory.
+    OverlayUpper(&'a Path),
+    /// A complete tree and the tree it started from (`None`: empty).
+    Compare {
+        lower: Option<&'a Path>,
+        upper: &'a Path,
+    },
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Diffed {
+    pub entries: u64,
+    /// Bytes of regular-file content in the tar.
+    pub size: u64,
+    pub tar_size: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("making a layer from '{path}': {source}")]
+pub struct DiffError {
+    path: String,
+    source: io::Error,
+}
+
+/// Writes the changes of `source` as a layer tar to `out`.
+pub fn write_diff<W: Write>(source: &Source, out: W) -> Result<(W, Diffed), DiffError> {
+    let (upper, lower) = match source {
+        Source::OverlayUpper(upper) => (*upper, None),
+        Source::Compare { lower, upper } => (*upper, Some(*lower)),
+    };
+    let err = |source| DiffError {
+        path: upper.display().to_string(),
+        source,
+    };
+    let upper_fd = fsops::open_dir(upper).map_err(err)?;
+    let mut walk = Walk {
+        tar: TarWriter::new(out),
+        links: HashMap::new(),
+        stats: Diffed::default(),
+        overlay: lower.is_none(),
+    };
+    let lower_fd = match lower.flatten() {
+        Some(l) => Some(fsops::open_dir(l).map_err(err)?),
+        None => None,
+    };
+    walk.dir(upper_fd.as_fd(), lower_fd.as_ref().map(|f| f.as_fd()), &[])
+        .map_err(err)?;
+    let (out, tar_size) = walk.tar.finish().map_err(err)?;
+    Ok((
+        out,
+        Diffed {
+            tar_size,
+            ..walk.stats
+        },
+    ))
+}
+
+struct Walk<W: Write> {
+    tar: TarWriter<W>,
+    /// (dev, ino) of multiply-linked files written so far -> first path.
+    links: HashMap<(u64, u64), Vec<u8>>,
+    stats: Diffed,
+    overlay: bool,
+}
+
+fn mtime(st: &Stat) -> Time {
+    // Whole seconds, as Docker writes layers.
+    Time {
+        sec: st.st_mtime,
+        nsec: 0,
+    }
+}
+
+fn whiteout_path(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut n = b".wh.".to_vec();
+    n.extend_from_slice(name);
+    fsops::join(dir, &n)
+}
+
+impl<W: Write> Walk<W> {
+    /// Walks `upper` (and, comparing, `lower`: the same directory before).
+    fn dir(&mut self, upper: BorrowedFd, lower: Option<BorrowedFd>, real: &[u8]) -> io::Result<()> {
+        let names = fsops::read_dir_names(upper)?;
+        if let Some(lower) = lower {
+            for gone in fsops::read_dir_names(lower)? {
+                if names.binary_search(&gone).is_err() {
+                    let st = fs_stat(lower, &gone)?;
+                    self.marker(whiteout_path(real, &gone), &st)?;
+                }
+            }
+        }
+        for name in names {
+            let Some(st) = fsops::lstat_at(upper, &name)? else {
+                continue;
+            };
+            let path = fsops::join(real, &name);
+            if self.overlay && fsops::is_whiteout(&st) {
+                self.marker(whiteout_path(real, &name), &st)?;
+                continue;
+            }
+            let before = match lower {
+                Some(l) => fsops::lstat_at(l, &name)?,
+                None => None,
+            };
+            let changed = match &before {
+                None => true,
+                Some(b) => differs(&st, b, upper, lower.expect("compared"), &name)?,
+            };
+            if fsops::is_dir(&st) {
+                if changed {
+                    self.entry(upper, &name, &path, &st)?;
+                }
+                if self.overlay
+                    && fsops::xattr_at(upper, &name, OPAQUE_XATTR)?.as_deref() == Some(b"y")
+                {
+                    if !changed {
+                        self.entry(upper, &name, &path, &st)?;
+                    }
+                    self.marker(whiteout_path(&path, b".wh..opq"), &st)?;
+                }
+                let sub = fsops::open_child_dir(upper, &name)?;
+                let sub_lower: Option<OwnedFd> = match (&before, lower) {
+                    (Some(b), Some(l)) if fsops::is_dir(b) => {
+                        Some(fsops::open_child_dir(l, &name)?)
+                    }
+                    _ => None,
+                };
+                self.dir(sub.as_fd(), sub_lower.as_ref().map(|f| f.as_fd()), &path)?;
+            } else if changed {
+                self.entry(upper, &name, &path, &st)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn marker(&mut self, path: Vec<u8>, st: &Stat) -> io::Result<()> {
+        self.stats.entries += 1;
+        self.tar
+            .append(&Header::marker(path, mtime(st)), &mut io::empty())
+    }
+
+    fn entry(&mut self, dir: BorrowedFd, name: &[u8], path: &[u8], st: &Stat) -> io::Result<()> {
+        let kind = match fsops::file_type(st) {
+            FileType::Directory => EntryKind::Directory,
+            FileType::RegularFile => EntryKind::Regular,
+            FileType::Symlink => EntryKind::Symlink,
+            FileType::CharacterDevice => EntryKind::Char,
+            FileType::BlockDevice => EntryKind::Block,
+            FileType::Fifo => EntryKind::Fifo,
+            // Sockets cannot live in a tar; Docker skips them too.
+            FileType::Socket | FileType::Unknown => return Ok(()),
+        };
+        let mut h = Header {
+            path: path.to_vec(),
+            kind,
+            mode: st.st_mode & 0o7777,
+            uid: st.st_uid as u64,
+            gid: st.st_gid as u64,
+            size: 0,
+            mtime: mtime(st),
+            link: Vec::new(),
+            dev_major: 0,
+            dev_minor: 0,
+            xattrs: layer_xattrs(dir, name)?,
+        };
+        self.stats.entries += 1;
+        if kind != EntryKind::Directory && st.st_nlink > 1 {
+            let key = (st.st_dev, st.st_ino);
+            if let Some(first) = self.links.get(&key) {
+                h.kind = EntryKind::Hardlink;
+                h.link = first.clone();
+                h.xattrs.clear();
+                return self.tar.append(&h, &mut io::empty());
+            }
+            self.links.insert(key, path.to_vec());
+        }
+        match kind {
+            EntryKind::Regular => {
+                h.size = st.st_size as u64;
+                let fd = rustix::fs::openat(
+                    dir,
+                    name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )?;
+                self.stats.size += h.size;
+                return self.tar.append(&h, &mut File::from(fd));
+            }
+            EntryKind::Symlink => {
+                h.link = rustix::fs::readlinkat(dir, name, Vec::new())?.into_bytes();
+            }
+            EntryKind::Char | EntryKind::Block => {
+                h.dev_major = rustix::fs::major(st.st_rdev);
+                h.dev_minor = rustix::fs::minor(st.st_rdev);
+            }
+            _ => {}
+        }
+        self.tar.append(&h, &mut io::empty())
+    }
+}
+
+fn fs_stat(dir: BorrowedFd, name: &[u8]) -> io::Result<Stat> {
+    fsops::lstat_at(dir, name)?.ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+}
+
+/// Xattrs that belong in a layer: all but overlayfs' own bookkeeping.
+fn layer_xattrs(dir: BorrowedFd, name: &[u8]) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut x = fsops::xattrs_at(dir, name)?;
+    x.retain(|(k, _)| !k.starts_with(b"trusted.overlay.") && !k.starts_with(b"user.overlay."));
+    Ok(x)
+}
+
+/// Whether an entry differs from what was there before (naive comparison).
+fn differs(
+    a: &Stat,
+    b: &Stat,
+    a_dir: BorrowedFd,
+    b_dir: BorrowedFd,
+    name: &[u8],
+) -> io::Result<bool> {
+    let kind = fsops::file_type(a);
+    if kind != fsops::file_type(b)
+        || a.st_mode != b.st_mode
+        || a.st_uid != b.st_uid
+        || a.st_gid != b.st_gid
+        || a.st_mtime != b.st_mtime
+        || a.st_mtime_nsec != b.st_mtime_nsec
+        || (kind != FileType::Directory && a.st_size != b.st_size)
+        || a.st_rdev != b.st_rdev
+    {
+        return Ok(true);
+    }
+    if kind == FileType::Symlink
+        && rustix::fs::readlinkat(a_dir, name, Vec::new())?
+            != rustix::fs::readlinkat(b_dir, name, Vec::new())?
+    {
+        return Ok(true);
+    }
+    Ok(layer_xattrs(a_dir, name)? != layer_xattrs(b_dir, name)?)
+}

@@ -1,0 +1,21 @@
+//! Layers as tar streams and as directories: applying an OCI layer tar to a
+//! directory ([`apply`]), producing a layer tar from a directory's changes
+//! ([`diff`]), the index that rebuilds a stored layer's exact tar
+//! ([`index`]), and faithful tree copies ([`copy`]).
+//!
+//! Everything here works on directories it is handed; it knows nothing of
+//! snapshots, mounts, images or the store.
+
+pub mod apply;
+pub mod compression;
+pub mod copy;
+pub mod diff;
+pub mod fsops;
+pub mod index;
+pub mod tarstream;
+pub mod tarwrite;
+pub mod union;
+
+pub use apply::{Applied, ApplyError, Format, apply};
+pub use compression::{Compression, decompress};
+pub use index::{IndexWriter, rebuild};
