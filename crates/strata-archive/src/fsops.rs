@@ -333,3 +333,27 @@ pub fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
     p.extend_from_slice(name);
     p
 }
+
+/// Disk space (allocated bytes) and inodes used by a tree we own, counting
+/// hardlinked files once.
+pub fn disk_usage(root: &Path) -> io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let (mut bytes, mut inodes) = (0u64, 0u64);
+    let mut todo = vec![root.to_owned()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let m = entry.metadata()?;
+            if m.nlink() > 1 && !m.is_dir() && !seen.insert((m.dev(), m.ino())) {
+                continue;
+            }
+            bytes += m.blocks() * 512;
+            inodes += 1;
+            if m.is_dir() {
+                todo.push(entry.path());
+            }
+        }
+    }
+    Ok((bytes, inodes))
+}

@@ -10,9 +10,11 @@ pub mod images;
 pub mod snapshots;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use rusqlite;
 pub use rusqlite::Transaction;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,8 +38,11 @@ pub enum MetaError {
 /// Never edit one that has shipped: add a new one.
 const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
 
+/// A connection to the store's database. Methods take `&self` so one
+/// connection can be shared (`Rc<Db>`) by the layers of one process; a
+/// transaction must not start another (that would panic).
 pub struct Db {
-    conn: Connection,
+    conn: RefCell<Connection>,
     path: PathBuf,
 }
 
@@ -61,15 +66,15 @@ impl Db {
             .map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(err)?;
-        let mut db = Db {
-            conn,
+        let db = Db {
+            conn: RefCell::new(conn),
             path: path.to_owned(),
         };
         db.migrate()?;
         Ok(db)
     }
 
-    fn migrate(&mut self) -> Result<(), MetaError> {
+    fn migrate(&self) -> Result<(), MetaError> {
         let known = MIGRATIONS.len() as u32;
         let found = self.write(|tx| {
             let found: u32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -95,7 +100,7 @@ impl Db {
 
     /// Runs `f` in a write transaction (committed when `f` returns `Ok`).
     pub fn write<T>(
-        &mut self,
+        &self,
         f: impl FnOnce(&Transaction) -> rusqlite::Result<T>,
     ) -> Result<T, MetaError> {
         let path = &self.path;
@@ -103,8 +108,8 @@ impl Db {
             path: path.clone(),
             source,
         };
-        let tx = self
-            .conn
+        let mut conn = self.conn.borrow_mut();
+        let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
         let value = f(&tx).map_err(err)?;
@@ -114,7 +119,7 @@ impl Db {
 
     /// Runs `f` in a read transaction: one consistent view across queries.
     pub fn read<T>(
-        &mut self,
+        &self,
         f: impl FnOnce(&Transaction) -> rusqlite::Result<T>,
     ) -> Result<T, MetaError> {
         let path = &self.path;
@@ -122,8 +127,8 @@ impl Db {
             path: path.clone(),
             source,
         };
-        let tx = self
-            .conn
+        let mut conn = self.conn.borrow_mut();
+        let tx = conn
             .transaction_with_behavior(TransactionBehavior::Deferred)
             .map_err(err)?;
         let value = f(&tx).map_err(err)?;
@@ -166,10 +171,10 @@ mod tests {
     fn opens_migrates_and_reopens() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("strata.db");
-        let mut db = Db::open(&path).unwrap();
+        let db = Db::open(&path).unwrap();
         db.write(|tx| settings::set(tx, "driver", "vfs")).unwrap();
         drop(db);
-        let mut db = Db::open(&path).unwrap();
+        let db = Db::open(&path).unwrap();
         let driver = db.read(|tx| settings::get(tx, "driver")).unwrap();
         assert_eq!(driver.as_deref(), Some("vfs"));
         let version: u32 = db
@@ -183,7 +188,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("strata.db");
         let db = Db::open(&path).unwrap();
-        db.conn.pragma_update(None, "user_version", 99).unwrap();
+        db.conn
+            .borrow()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
         drop(db);
         let err = Db::open(&path).err().unwrap();
         assert!(err.to_string().contains("schema version 99"), "{err}");
