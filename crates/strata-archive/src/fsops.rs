@@ -318,8 +318,15 @@ pub fn mknod_whiteout(dir: BorrowedFd, name: &[u8]) -> io::Result<()> {
 }
 
 /// Flushes everything written to the filesystem holding `fd`.
-pub fn syncfs_of(fd: BorrowedFd) -> io::Result<()> {
-    Ok(fs::syncfs(fd)?)
+/// Flushes the whole filesystem holding `path` (one call instead of an fsync
+/// per extracted file). syncfs needs a real descriptor, not an O_PATH one.
+pub fn syncfs_of(path: &Path) -> io::Result<()> {
+    let fd = fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    Ok(fs::syncfs(&fd)?)
 }
 
 /// Joins a real relative path and a name ("" is the root).

@@ -12,7 +12,7 @@
 //! [`MAX_EXTENSION`] are refused, so a hostile stream cannot make us buffer
 //! gigabytes. Sparse files are refused with a clear error.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 
 const BLOCK: usize = 512;
 
@@ -356,6 +356,24 @@ impl<R: Read> TarReader<R> {
                 }
             }
         }
+    }
+}
+
+impl<R: Read + Seek> TarReader<R> {
+    /// Skips the rest of the current entry without reading it (no raw
+    /// capture): for indexing the members of an archive file.
+    pub fn skip_content(&mut self) -> Result<(), TarError> {
+        let n = self.remaining + self.padding;
+        self.inner
+            .seek(SeekFrom::Current(n as i64))
+            .map_err(|source| TarError::Io {
+                offset: self.offset,
+                source,
+            })?;
+        self.offset += n;
+        self.remaining = 0;
+        self.padding = 0;
+        Ok(())
     }
 }
 

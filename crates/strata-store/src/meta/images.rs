@@ -61,11 +61,14 @@ pub fn layers(conn: &Connection) -> rusqlite::Result<Vec<LayerRow>> {
     stmt.query_map([], layer_from_row)?.collect()
 }
 
-/// Records a layer; a layer already recorded (same chain ID) is left as it is.
+/// Records a layer. Recording one that exists (the same chain ID, stored
+/// again after its files were lost, or by a concurrent load) keeps the row
+/// and points it at the newest index.
 pub fn insert_layer(conn: &Connection, layer: &LayerRow) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT OR IGNORE INTO layers (chain_id, diff_id, parent, size, tar_size, tar_index, created)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO layers (chain_id, diff_id, parent, size, tar_size, tar_index, created)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (chain_id) DO UPDATE SET tar_index = excluded.tar_index",
         params![
             layer.chain_id,
             layer.diff_id,
@@ -235,6 +238,13 @@ pub fn layer_use(conn: &Connection) -> rusqlite::Result<Vec<(Digest, u64, u64)>>
          GROUP BY l.chain_id",
     )?;
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect()
+}
+
+/// (image, layer) for every layer of every image.
+pub fn image_layer_sizes(conn: &Connection) -> rusqlite::Result<Vec<(Digest, Digest)>> {
+    let mut stmt = conn.prepare_cached("SELECT image, layer FROM image_layers")?;
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect()
 }
 

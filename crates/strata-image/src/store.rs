@@ -1,0 +1,159 @@
+//! The store handle: one root folder, its database, content store, storage
+//! driver and lock, and the rules for using them from several processes.
+//!
+//! - Reading commands take no lock: SQLite gives them a consistent view.
+//! - Commands that add to the store hold the lock shared. Before that, each
+//!   tries to take it exclusive for a moment: if nobody else is working, it
+//!   tidies up what crashed runs left (interrupted ingests, half-made
+//!   snapshots, orphans), so a kill at any point is repaired by the next run.
+//! - Removing layers or blobs others may be building on (rmi, prune,
+//!   repair) holds it exclusive.
+
+use std::cell::{OnceCell, RefCell};
+use std::path::Path;
+use std::rc::Rc;
+
+use strata_snapshot::{SnapshotError, Snapshotter, select};
+use strata_store::Layout;
+use strata_store::content::ContentStore;
+use strata_store::lock::{LockMode, StoreLock};
+use strata_store::meta::Db;
+
+use crate::error::{Result, io_at};
+
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// `--storage-driver`: which driver a new store uses; an existing store
+    /// must have been made with it.
+    pub storage_driver: Option<String>,
+}
+
+pub struct Store {
+    pub(crate) layout: Layout,
+    pub(crate) db: Rc<Db>,
+    pub(crate) content: ContentStore,
+    requested_driver: Option<String>,
+    snapshots: OnceCell<Box<dyn Snapshotter>>,
+    lock: RefCell<StoreLock>,
+}
+
+impl Store {
+    /// Opens the store at `root`, creating it if needed. Cheap: the storage
+    /// driver is only opened when a command needs it.
+    pub fn open(root: &Path, opts: OpenOptions) -> Result<Store> {
+        use std::os::unix::fs::DirBuilderExt;
+        let layout = Layout::new(root);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(io_at(root))?;
+        let tmp = layout.tmp();
+        std::fs::create_dir_all(&tmp).map_err(io_at(&tmp))?;
+        let db = Rc::new(Db::open(&layout.db())?);
+        let content = ContentStore::open(&layout.content())?;
+        let lock = StoreLock::open(&layout.lock()).map_err(io_at(layout.lock()))?;
+        if let Some(requested) = &opts.storage_driver {
+            // Refuse a mismatch up front, even for commands that never
+            // open the driver.
+            if let Some(recorded) = select::recorded(&db)?
+                && &recorded != requested
+            {
+                return Err(SnapshotError::from(select::SelectError::Mismatch {
+                    root: root.display().to_string(),
+                    recorded,
+                    requested: requested.clone(),
+                })
+                .into());
+            }
+            if !select::DRIVERS.contains(&requested.as_str()) {
+                return Err(
+                    SnapshotError::from(select::SelectError::Unknown(requested.clone())).into(),
+                );
+            }
+        }
+        Ok(Store {
+            layout,
+            db,
+            content,
+            requested_driver: opts.storage_driver,
+            snapshots: OnceCell::new(),
+            lock: RefCell::new(lock),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        self.layout.root()
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub fn db(&self) -> &Rc<Db> {
+        &self.db
+    }
+
+    /// The storage driver (chosen and recorded on first use of a new store).
+    pub fn snapshots(&self) -> Result<&dyn Snapshotter> {
+        if let Some(s) = self.snapshots.get() {
+            return Ok(s.as_ref());
+        }
+        let s = select::open(
+            self.layout.root(),
+            &self.layout.tmp(),
+            self.db.clone(),
+            self.requested_driver.as_deref(),
+        )?;
+        Ok(self.snapshots.get_or_init(|| s).as_ref())
+    }
+
+    /// The driver the store was made with, without opening it.
+    pub fn recorded_driver(&self) -> Result<Option<String>> {
+        Ok(select::recorded(&self.db)?)
+    }
+
+    /// Prepares for a command that adds to the store: tidies up after
+    /// crashed runs if nobody else is working, then holds the lock shared.
+    pub fn begin_write(&self) -> Result<()> {
+        let lock_err = |e| io_at(self.layout.lock())(e);
+        if self.lock.borrow().held().is_some() {
+            return Ok(());
+        }
+        let exclusive = self
+            .lock
+            .borrow_mut()
+            .try_acquire(LockMode::Exclusive)
+            .map_err(lock_err)?;
+        if exclusive {
+            let report = self.check(&crate::check::CheckOptions {
+                repair: true,
+                verify_digests: false,
+            })?;
+            for p in report.problems.iter().filter(|p| p.repaired) {
+                tracing::warn!("tidied up after an interrupted run: {}", p.what);
+            }
+        }
+        self.lock
+            .borrow_mut()
+            .acquire(LockMode::Shared, || waiting("shared"))
+            .map_err(lock_err)
+    }
+
+    /// Holds the lock exclusive, for removing what others may build on.
+    pub fn begin_exclusive(&self) -> Result<()> {
+        if self.lock.borrow().held() == Some(LockMode::Exclusive) {
+            return Ok(());
+        }
+        let mut lock = self.lock.borrow_mut();
+        if lock.held().is_some() {
+            lock.release().map_err(io_at(self.layout.lock()))?;
+        }
+        lock.acquire(LockMode::Exclusive, || waiting("exclusive"))
+            .map_err(io_at(self.layout.lock()))
+    }
+}
+
+fn waiting(mode: &str) {
+    eprintln!("waiting for another strata process to finish with the store ({mode} lock)...");
+}

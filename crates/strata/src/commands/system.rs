@@ -1,0 +1,143 @@
+//! `system df` and `system check`.
+
+use std::io::Write;
+
+use anyhow::bail;
+use serde_json::json;
+use strata_image::Store;
+use strata_image::check::CheckOptions;
+
+use crate::cli::{CheckArgs, DfArgs, OutputFormat};
+use crate::output::{Table, ago, size};
+
+pub fn df(store: &Store, args: &DfArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let usage = store.disk_usage()?;
+    let images = usage.images.len();
+    // No containers yet: every image is reclaimable.
+    let summary = [
+        (
+            "Images",
+            images as u64,
+            0u64,
+            usage.layers_size,
+            usage.layers_size,
+        ),
+        ("Containers", 0, 0, 0, 0),
+        ("Local Volumes", 0, 0, 0, 0),
+        ("Build Cache", 0, 0, 0, 0),
+    ];
+    if args.format == OutputFormat::Json {
+        for (kind, total, active, sz, reclaimable) in summary {
+            let v = json!({
+                "Type": kind, "TotalCount": total, "Active": active,
+                "Size": size(sz), "Reclaimable": size(reclaimable),
+            });
+            writeln!(out, "{v}")?;
+        }
+        return Ok(());
+    }
+    if !args.verbose {
+        let mut t = Table::new(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
+        for (kind, total, active, sz, reclaimable) in summary {
+            let pct = (reclaimable * 100)
+                .checked_div(sz)
+                .map(|p| format!(" ({p}%)"))
+                .unwrap_or_default();
+            t.row(vec![
+                kind.into(),
+                total.to_string(),
+                active.to_string(),
+                size(sz),
+                format!("{}{pct}", size(reclaimable)),
+            ]);
+        }
+        t.print(out)?;
+        return Ok(());
+    }
+    writeln!(out, "Images space usage:\n")?;
+    let mut t = Table::new(&[
+        "REPOSITORY",
+        "TAG",
+        "IMAGE ID",
+        "CREATED",
+        "SIZE",
+        "SHARED SIZE",
+        "UNIQUE SIZE",
+        "CONTAINERS",
+    ]);
+    for u in &usage.images {
+        let row = &u.image.row;
+        let names: Vec<(String, String)> = if u.image.names.is_empty() {
+            vec![("<none>".into(), "<none>".into())]
+        } else {
+            u.image
+                .names
+                .iter()
+                .map(|n| {
+                    (
+                        n.familiar_repository(),
+                        n.tag().unwrap_or("<none>").to_owned(),
+                    )
+                })
+                .collect()
+        };
+        for (repo, tag) in names {
+            t.row(vec![
+                repo,
+                tag,
+                row.id.short().to_owned(),
+                ago(row.created.as_deref()),
+                size(row.size),
+                size(u.shared),
+                size(u.unique),
+                "0".into(),
+            ]);
+        }
+    }
+    t.print(out)?;
+    writeln!(
+        out,
+        "\nLayers: {} stored once, {} in all; {} shared by several images ({})",
+        usage.layers,
+        size(usage.layers_size),
+        usage.shared_layers,
+        size(usage.shared_size)
+    )?;
+    writeln!(
+        out,
+        "\nContainers space usage:\n\nCONTAINER ID   IMAGE   COMMAND   LOCAL VOLUMES   SIZE   CREATED   STATUS   NAMES"
+    )?;
+    writeln!(
+        out,
+        "\nLocal Volumes space usage:\n\nVOLUME NAME   LINKS   SIZE"
+    )?;
+    writeln!(out, "\nBuild cache usage: 0B")?;
+    Ok(())
+}
+
+pub fn check(store: &Store, args: &CheckArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    if args.repair {
+        store.begin_exclusive()?;
+    }
+    let report = store.check(&CheckOptions {
+        repair: args.repair,
+        verify_digests: !args.quick,
+    })?;
+    for p in &report.problems {
+        let tag = if p.repaired { "repaired" } else { "problem" };
+        writeln!(out, "{tag}: {}", p.what)?;
+    }
+    let unresolved = report.unresolved();
+    match (report.problems.len(), unresolved) {
+        (0, _) => writeln!(out, "no problems found")?,
+        (n, 0) => writeln!(out, "{n} problems found, all repaired")?,
+        (n, u) => {
+            writeln!(out, "{n} problems found, {u} not repaired")?;
+            if !args.repair {
+                bail!("the store has problems; run 'strata system check --repair'");
+            }
+            bail!("some problems could not be repaired");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,63 @@
+//! Where Strata's settings come from: a flag, else an environment
+//! variable (clap handles those two), else the config file, else the
+//! default.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+pub const DEFAULT_ROOT: &str = "/var/lib/strata";
+pub const DEFAULT_CONFIG: &str = "/etc/strata/strata.toml";
+
+/// `strata.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub root: Option<PathBuf>,
+    pub storage_driver: Option<String>,
+}
+
+impl ConfigFile {
+    /// Reads the config file; a missing default file is no config at all,
+    /// a missing file named explicitly is an error.
+    pub fn read(path: Option<&Path>) -> anyhow::Result<ConfigFile> {
+        let (path, explicit) = match path {
+            Some(p) => (p, true),
+            None => (Path::new(DEFAULT_CONFIG), false),
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                return Ok(ConfigFile::default());
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("reading config file {}", path.display()));
+            }
+        };
+        toml::from_str(&text)
+            .with_context(|| format!("config file {} is not valid", path.display()))
+    }
+}
+
+#[derive(Debug)]
+pub struct Settings {
+    pub root: PathBuf,
+    pub storage_driver: Option<String>,
+}
+
+impl Settings {
+    pub fn resolve(
+        root: Option<PathBuf>,
+        driver: Option<String>,
+        config: Option<&Path>,
+    ) -> anyhow::Result<Settings> {
+        let file = ConfigFile::read(config)?;
+        Ok(Settings {
+            root: root
+                .or(file.root)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
+            storage_driver: driver.or(file.storage_driver),
+        })
+    }
+}
