@@ -15,7 +15,7 @@ BENCH_SETTLE=${BENCH_SETTLE:-60}
 DOCKER=/usr/bin/docker
 DOCKER_SOCK=$BENCH_RUN/docker.sock
 export DOCKER_HOST=unix://$DOCKER_SOCK
-export CONTAINERS_CONF=$BENCH_DIR/containers.conf
+export CONTAINERS_CONF=$BENCH_DIR/../scripts/containers.conf
 
 # rm -rf that first unmounts anything left mounted below the path (overlay
 # stores) and refuses to touch anything outside our two roots.

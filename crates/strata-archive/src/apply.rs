@@ -31,6 +31,9 @@ use crate::tarstream::Time;
 use crate::tarstream::{Entry, EntryKind, TarError, TarReader};
 use crate::union::{ResolveMode, Union, UnionDir, UnionError};
 
+/// A file's dirty pages are handed to writeback every this many bytes.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
 /// How the target directory relates to the layers below it.
 pub enum Format<'a> {
     /// The directory holds the whole filesystem so far; whiteouts delete.
@@ -610,12 +613,21 @@ impl<W: Write> Applier<'_, W> {
             self.content.insert(hash(real), file_no);
         }
         let mut file = File::from(fd);
+        let (mut written, mut kicked) = (0u64, 0u64);
         loop {
             let n = tar.read_content(&mut self.buf)?;
             if n == 0 {
                 break;
             }
             file.write_all(&self.buf[..n]).map_err(io_err("write"))?;
+            written += n as u64;
+            if written - kicked >= WRITEBACK_STEP {
+                fsops::start_writeback(file.as_fd(), kicked, written - kicked);
+                kicked = written;
+            }
+        }
+        if kicked > 0 {
+            fsops::start_writeback(file.as_fd(), kicked, written - kicked);
         }
         self.stats.size += e.size;
         let fd = file.as_fd();

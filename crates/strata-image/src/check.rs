@@ -155,6 +155,15 @@ impl Store {
             }
         }
 
+        if has_driver {
+            for key in self.stale_mounts()? {
+                if repair {
+                    self.release_mount(&key)?;
+                }
+                report.note(format!("image mount {key} is no longer mounted"), repair);
+            }
+        }
+
         // Committed layer snapshots no layer record owns (a crash between
         // commit and record).
         if has_driver {

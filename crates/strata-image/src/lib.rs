@@ -11,6 +11,7 @@ pub mod check;
 pub mod config;
 pub mod df;
 pub mod error;
+pub mod image_mount;
 pub mod load;
 pub mod manifest;
 pub mod progress;

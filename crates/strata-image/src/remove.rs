@@ -62,6 +62,9 @@ impl Store {
             _ => tags.clone(),
         };
         let delete = untag.len() == tags.len();
+        if delete {
+            self.release_pins(&id, force)?;
+        }
         self.db.write(|tx| {
             for t in &untag {
                 meta::delete_tag(tx, &t.to_string())?;
@@ -85,12 +88,32 @@ impl Store {
         let images = self.images()?;
         let mut removed = Vec::new();
         for image in images.iter().filter(|i| all || i.names.is_empty()) {
+            // A mounted image is in use, as one a container runs is.
+            if self.release_pins(&image.row.id, false).is_err() {
+                continue;
+            }
             self.db.write(|tx| meta::delete_image(tx, &image.row.id))?;
             removed.extend(image.names.iter().cloned().map(Removed::Untagged));
             removed.push(Removed::Deleted(image.row.id.clone()));
         }
         let reclaimed = self.collect_garbage()?;
         Ok((removed, reclaimed))
+    }
+
+    /// Refuses to delete a mounted image, or (`force`) unmounts it first.
+    fn release_pins(&self, id: &Digest, force: bool) -> Result<()> {
+        let key = crate::image_mount::mount_key(id);
+        if self.recorded_driver()?.is_none() || self.snapshots()?.stat(&key).is_err() {
+            return Ok(());
+        }
+        if !force {
+            return Err(ImageError::Conflict(format!(
+                "image {} is mounted; unmount it with 'strata image unmount {}' or use --force",
+                id.short(),
+                id.short()
+            )));
+        }
+        self.release_mount(&key)
     }
 
     /// Removes layers and blobs nothing refers to. Returns bytes of layer

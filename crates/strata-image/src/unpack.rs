@@ -1,10 +1,12 @@
 //! Unpacking one layer into the storage driver.
 //!
 //! Two threads, bounded memory: a reader thread reads the blob, hashes it
-//! (the blob digest), decompresses it and hashes the result (the diff ID),
-//! passing 1 MiB buffers through a channel of four to the main thread, which
-//! applies the tar straight into the new snapshot's directory and writes the
-//! layer index. Nothing holds a whole layer in memory.
+//! (the blob digest) and decompresses it, passing 1 MiB buffers through a
+//! channel of four to the main thread, which hashes them (the diff ID) and
+//! applies the tar straight into the new snapshot's directory, writing the
+//! layer index. Hashing the diff on the applying side balances the two cores:
+//! inflating is the single most expensive step. Nothing holds a whole layer
+//! in memory.
 //!
 //! Durability protocol for a layer:
 //! 1. prepare a transient snapshot (`extract-…`), apply the tar into it;
@@ -52,12 +54,10 @@ pub struct LayerInput {
     pub what: String,
 }
 
-/// What the reader thread learned about the stream.
-struct Digests {
-    blob: Digest,
-    blob_size: u64,
-    diff: Digest,
-    diff_size: u64,
+/// What the reader thread learned about the blob.
+struct BlobDigest {
+    digest: Digest,
+    size: u64,
 }
 
 /// Where to write a prepared snapshot's layer, from its mounts.
@@ -149,18 +149,31 @@ impl Store {
             &self.layout.tmp(),
         )
         .map_err(io_at(self.layout.tmp()))?;
-        let stream = ChannelReader {
+        let mut stream = ChannelReader {
             rx,
             recycle: recycle_tx,
             current: Vec::new(),
             pos: 0,
+            diff: Hasher::default(),
             read: &read,
             progress,
         };
-        let applied = apply(stream, &target, format, Some(&mut index));
+        let applied = apply(&mut stream, &target, format, Some(&mut index)).and_then(|a| {
+            // Whatever follows the tar's end marker is part of the diff too.
+            io::copy(&mut stream, &mut io::sink()).map_err(|source| {
+                strata_archive::ApplyError::Tar(strata_archive::tarstream::TarError::Io {
+                    offset: a.tar_size,
+                    source,
+                })
+            })?;
+            Ok(a)
+        });
+        let diff_size = stream.diff.len();
+        let diff = std::mem::take(&mut stream.diff).finish();
+        drop(stream);
         // The reader's own error (a corrupt gzip) explains an apply failure best.
-        let digests = reader.join().expect("layer reader thread panicked");
-        let (stats, digests) = match (applied, digests) {
+        let blob = reader.join().expect("layer reader thread panicked");
+        let (stats, blob) = match (applied, blob) {
             (Ok(a), Ok(d)) => (a, d),
             // The reader stopped because the applier did: the applier's error.
             (Err(e), Err(r)) if r.kind() == io::ErrorKind::BrokenPipe => {
@@ -176,38 +189,35 @@ impl Store {
         };
         failpoint::hit("unpack-after-apply");
 
-        if let Some((blob, size)) = &expected_blob {
-            if &digests.blob != blob {
+        if let Some((expected, size)) = &expected_blob {
+            if &blob.digest != expected {
                 return Err(ImageError::Digest {
                     what: format!("{what}: blob"),
-                    expected: blob.clone(),
-                    actual: digests.blob,
+                    expected: expected.clone(),
+                    actual: blob.digest,
                 });
             }
-            if digests.blob_size != *size {
+            if blob.size != *size {
                 return Err(crate::error::archive(
                     &what,
-                    format!(
-                        "blob is {} bytes, its descriptor says {size}",
-                        digests.blob_size
-                    ),
+                    format!("blob is {} bytes, its descriptor says {size}", blob.size),
                 ));
             }
         }
-        if let Some(diff) = &expected_diff
-            && &digests.diff != diff
+        if let Some(expected) = &expected_diff
+            && &diff != expected
         {
             return Err(ImageError::Digest {
                 what: format!("{what}: diff ID (uncompressed layer)"),
-                expected: diff.clone(),
-                actual: digests.diff,
+                expected: expected.clone(),
+                actual: diff,
             });
         }
-        debug_assert_eq!(stats.tar_size, digests.diff_size);
+        debug_assert!(stats.tar_size <= diff_size);
 
         let chain_id = match parent {
-            None => digests.diff.clone(),
-            Some(p) => Digest::of(format!("{p} {}", digests.diff).as_bytes()),
+            None => diff.clone(),
+            Some(p) => Digest::of(format!("{p} {diff}").as_bytes()),
         };
         // Everything written so far reaches the disk before it is recorded.
         strata_archive::fsops::syncfs_of(&target).map_err(io_at(&target))?;
@@ -227,7 +237,7 @@ impl Store {
         failpoint::hit("unpack-after-commit");
         let row = LayerRow {
             chain_id: chain_id.clone(),
-            diff_id: digests.diff,
+            diff_id: diff,
             parent: parent.cloned(),
             size: stats.size,
             tar_size: stats.tar_size,
@@ -254,7 +264,7 @@ fn read_blob(
     read: &AtomicU64,
     tx: &SyncSender<io::Result<Vec<u8>>>,
     recycled: &Receiver<Vec<u8>>,
-) -> io::Result<Digests> {
+) -> io::Result<BlobDigest> {
     struct Counting<'a, R> {
         inner: R,
         read: &'a AtomicU64,
@@ -270,7 +280,6 @@ fn read_blob(
         inner: reader,
         read,
     });
-    let mut diff = Hasher::default();
     let result = (|| {
         let (kind, mut stream) = decompress(&mut blob).map_err(io::Error::other)?;
         let corrupt = |e: io::Error| {
@@ -299,7 +308,6 @@ fn read_blob(
                 }
             }
             buf.truncate(filled);
-            diff.update(&buf);
             if filled == 0 {
                 break;
             }
@@ -321,14 +329,8 @@ fn read_blob(
         let _ = tx.send(Err(e));
         return Err(shown);
     }
-    let (_, blob_digest, blob_size) = blob.finish();
-    let diff_size = diff.len();
-    Ok(Digests {
-        blob: blob_digest,
-        blob_size,
-        diff: diff.finish(),
-        diff_size,
-    })
+    let (_, digest, size) = blob.finish();
+    Ok(BlobDigest { digest, size })
 }
 
 /// The applier's side of the channel.
@@ -337,6 +339,8 @@ struct ChannelReader<'a> {
     recycle: SyncSender<Vec<u8>>,
     current: Vec<u8>,
     pos: usize,
+    /// The diff ID: every decompressed byte, hashed as it is handed over.
+    diff: Hasher,
     read: &'a AtomicU64,
     progress: &'a dyn Progress,
 }
@@ -346,6 +350,7 @@ impl Read for ChannelReader<'_> {
         if self.pos == self.current.len() {
             match self.rx.recv() {
                 Ok(Ok(next)) => {
+                    self.diff.update(&next);
                     let done = std::mem::replace(&mut self.current, next);
                     let _ = self.recycle.try_send(done);
                     self.pos = 0;

@@ -244,3 +244,55 @@ fn overlay_legacy(
     rustix::mount::mount("overlay", target, "overlay", flags, data.as_c_str())
         .map_err(|e| err(e.into(), String::new()))
 }
+
+/// Whether something is mounted exactly at `target` (per this process's
+/// mount table; mounts made by another `strata` run show up here too).
+pub fn is_mounted(target: &Path) -> io::Result<bool> {
+    let target = match target.canonicalize() {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let table = std::fs::read("/proc/self/mountinfo")?;
+    let wanted = target.as_os_str().as_encoded_bytes();
+    Ok(table
+        .split(|&b| b == b'\n')
+        .filter_map(|line| line.split(|&b| b == b' ').nth(4))
+        .any(|point| unescape_mountinfo(point) == wanted))
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(field: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        let octal = field.get(i + 1..i + 4).filter(|d| {
+            field[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c))
+        });
+        match octal {
+            Some(d) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            None => {
+                out.push(field[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unescape_mountinfo;
+
+    #[test]
+    fn mountinfo_escapes() {
+        let check = |input: &[u8], expected: &[u8]| assert_eq!(unescape_mountinfo(input), expected);
+        check(b"/plain", b"/plain");
+        check(b"/a\\040b", b"/a b");
+        check(b"/tab\\011x\\134", b"/tab\tx\\");
+        check(b"/not\\9x", b"/not\\9x");
+    }
+}

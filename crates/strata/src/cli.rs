@@ -69,6 +69,11 @@ pub enum ImageCommand {
     Rm(RmiArgs),
     /// Remove unused images
     Prune(PruneArgs),
+    /// Mount an image's filesystem read-only and print where
+    Mount(MountArgs),
+    /// Unmount an image mounted with 'image mount'
+    #[command(alias = "umount")]
+    Unmount(MountArgs),
 }
 
 #[derive(Subcommand)]
@@ -193,6 +198,12 @@ pub struct InspectArgs {
     /// Format the output with a template ('{{.Id}}', '{{json .Config}}')
     #[arg(short, long)]
     pub format: Option<String>,
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct MountArgs {
     #[arg(required = true)]
     pub images: Vec<String>,
 }

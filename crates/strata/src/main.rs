@@ -37,7 +37,7 @@ fn main() {
 
 /// One line for the whole error chain. Library errors often already say
 /// their cause ("path: reason"), so a cause is appended only when new.
-fn message(e: &anyhow::Error) -> String {
+pub(crate) fn message(e: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in e.chain() {
         let part = cause.to_string();
@@ -77,6 +77,8 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => image::tag(&store, &a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => image::rmi(&store, &a, out),
         Command::Image(ImageCommand::Prune(a)) => image::prune(&store, &a, out),
+        Command::Image(ImageCommand::Mount(a)) => image::mount(&store, &a, out),
+        Command::Image(ImageCommand::Unmount(a)) => image::unmount(&store, &a, out),
         Command::System(SystemCommand::Df(a)) => system::df(&store, &a, out),
         Command::System(SystemCommand::Check(a)) => system::check(&store, &a, out),
     }

@@ -294,23 +294,49 @@ pub fn tag(store: &Store, args: &TagArgs) -> anyhow::Result<()> {
 }
 
 pub fn rmi(store: &Store, args: &RmiArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let mut failed = 0;
-    for name in &args.images {
-        match store.remove_image(name, args.force) {
-            Ok(removed) => print_removed(&removed, out, "Untagged", "Deleted")?,
-            Err(e) => {
-                eprintln!("Error: {e}");
-                failed += 1;
-            }
+    for_each(&args.images, "removed", |name| {
+        let removed = store.remove_image(name, args.force)?;
+        print_removed(&removed, out, "Untagged", "Deleted")
+    })
+}
+
+pub fn mount(store: &Store, args: &MountArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    for_each(&args.images, "mounted", |name| {
+        let path = store.mount_image(name)?;
+        Ok(writeln!(out, "{}", path.display())?)
+    })
+}
+
+pub fn unmount(store: &Store, args: &MountArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    for_each(&args.images, "unmounted", |name| {
+        store.unmount_image(name)?;
+        Ok(writeln!(out, "{name}")?)
+    })
+}
+
+/// Runs `f` for every name, as docker does: one failure does not stop the
+/// rest; each is reported, and the command fails if any did.
+fn for_each(
+    names: &[String],
+    done: &str,
+    mut f: impl FnMut(&str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut errors = Vec::new();
+    for name in names {
+        if let Err(e) = f(name) {
+            errors.push(e);
         }
     }
-    if failed > 0 {
-        bail!(
-            "{failed} of {} images could not be removed",
-            args.images.len()
-        );
+    match errors.len() {
+        0 => Ok(()),
+        1 if names.len() == 1 => Err(errors.remove(0)),
+        n => {
+            for e in &errors {
+                eprintln!("Error: {}", crate::message(e));
+            }
+            bail!("{n} of {} images could not be {done}", names.len())
+        }
     }
-    Ok(())
 }
 
 fn print_removed(
