@@ -1,0 +1,248 @@
+//! Shared by the CLI test binaries: run the real `strata` binary (as root,
+//! real mounts) against a private store, build test archives byte by byte,
+//! and compare filesystem trees. Each test binary uses part of it.
+#![allow(dead_code)]
+
+pub mod archive;
+pub mod tree;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+/// A private store and a scratch folder, removed (and unmounted) on drop.
+pub struct Strata {
+    pub root: PathBuf,
+    pub work: PathBuf,
+    driver: Option<String>,
+    dir: TempDir,
+}
+
+impl Strata {
+    pub fn new() -> Strata {
+        Strata::with_driver(None)
+    }
+
+    /// A store made with (and opened with) `--storage-driver driver`.
+    pub fn with_driver(driver: Option<&str>) -> Strata {
+        // On disk, not tmpfs: the same filesystem a real store lives on.
+        let dir = tempfile::Builder::new()
+            .prefix("strata-test-")
+            .tempdir_in("/var/tmp")
+            .expect("temp dir");
+        let root = dir.path().join("root");
+        let work = dir.path().join("work");
+        std::fs::create_dir(&work).unwrap();
+        Strata {
+            root,
+            work,
+            driver: driver.map(str::to_owned),
+            dir,
+        }
+    }
+
+    /// A path in the scratch folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.work.join(name)
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+        cmd.arg("--root").arg(&self.root);
+        if let Some(d) = &self.driver {
+            cmd.arg("--storage-driver").arg(d);
+        }
+        cmd.args(args).env_remove("STRATA_FAILPOINT");
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run strata")
+    }
+
+    /// Runs a command that must succeed; its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "strata {args:?} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    /// Runs a command that must fail cleanly (exit 1, an `Error:` line, no
+    /// panic); its stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "strata {args:?} should fail with exit 1:\n{stderr}"
+        );
+        assert!(stderr.starts_with("Error: "), "no clear error: {stderr}");
+        assert!(!stderr.contains("panicked"), "panic: {stderr}");
+        stderr
+    }
+
+    /// `image inspect` as JSON.
+    pub fn inspect(&self, image: &str) -> serde_json::Value {
+        let out = self.ok(&["image", "inspect", image]);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("inspect JSON");
+        v[0].clone()
+    }
+
+    /// The image ID and diff IDs of an image.
+    pub fn id_and_diffs(&self, image: &str) -> (String, Vec<String>) {
+        let v = self.inspect(image);
+        let diffs = v["RootFS"]["Layers"]
+            .as_array()
+            .expect("layers")
+            .iter()
+            .map(|d| d.as_str().unwrap().to_owned())
+            .collect();
+        (v["Id"].as_str().unwrap().to_owned(), diffs)
+    }
+
+    /// Mounts an image read-only; its filesystem as a tree.
+    pub fn image_tree(&self, image: &str) -> tree::Tree {
+        let path = self.ok(&["image", "mount", image]);
+        let t = tree::Tree::of(Path::new(path.trim()));
+        self.ok(&["image", "unmount", image]);
+        t
+    }
+
+    /// Everything a failed command must leave as it was.
+    pub fn state(&self) -> StoreState {
+        let listing = |p: PathBuf| -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(&p)
+                .map(|d| {
+                    d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            v.sort();
+            v
+        };
+        let snapshots = ["overlay", "vfs"]
+            .iter()
+            .flat_map(|d| listing(self.root.join(d).join("snapshots")))
+            .collect();
+        StoreState {
+            images: self.ok(&["images", "--no-trunc", "--digests"]),
+            snapshots,
+            blobs: listing(self.root.join("content/blobs/sha256")),
+            ingest: listing(self.root.join("content/ingest")),
+            tmp: listing(self.root.join("tmp")),
+            check: self.ok(&["system", "check"]),
+        }
+    }
+}
+
+impl Drop for Strata {
+    fn drop(&mut self) {
+        unmount_below(self.dir.path());
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct StoreState {
+    pub images: String,
+    pub snapshots: Vec<String>,
+    pub blobs: Vec<String>,
+    pub ingest: Vec<String>,
+    pub tmp: Vec<String>,
+    pub check: String,
+}
+
+/// Detaches every mount at or below `dir`, deepest first.
+pub fn unmount_below(dir: &Path) {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let prefix = dir.to_string_lossy().into_owned();
+    let mut points: Vec<&str> = table
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| p.starts_with(&prefix))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = Command::new("umount").arg("-l").arg(p).status();
+    }
+}
+
+/// Fails (never skips) when a peer tool the tests need is missing.
+pub fn require(tool: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{tool} is not installed; run scripts/setup (or .ci/run) first"
+    );
+}
+
+/// The repository's root (for scripts/containers.conf).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A podman with a private store, configured for this machine.
+pub struct Podman {
+    dir: TempDir,
+}
+
+impl Podman {
+    pub fn new() -> Podman {
+        require("podman");
+        Podman {
+            dir: tempfile::Builder::new()
+                .prefix("strata-podman-")
+                .tempdir_in("/var/tmp")
+                .unwrap(),
+        }
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let d = self.dir.path();
+        let out = Command::new("podman")
+            .arg("--root")
+            .arg(d.join("root"))
+            .arg("--runroot")
+            .arg(d.join("run"))
+            .arg("--tmpdir")
+            .arg(d.join("tmp"))
+            .args(["--storage-driver", "vfs"])
+            .args(args)
+            .env("CONTAINERS_CONF", repo_root().join("scripts/containers.conf"))
+            .output()
+            .expect("run podman");
+        assert!(
+            out.status.success(),
+            "podman {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        unmount_below(self.dir.path());
+    }
+}
+
+/// Runs a tool that must succeed; its stdout.
+pub fn tool(program: &str, args: &[&str]) -> String {
+    require(program);
+    let out = Command::new(program).args(args).output().expect(program);
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
