@@ -49,7 +49,60 @@ pub(crate) fn message(e: &anyhow::Error) -> String {
         }
         text.push_str(&part);
     }
-    text
+    tidy_os_errors(&text)
+}
+
+/// Operating-system errors read "No such file or directory (os error 2)";
+/// in our one-line messages they read "no such file or directory".
+fn tidy_os_errors(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(" (os error ") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at + " (os error ".len()..];
+        let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 && tail[digits..].starts_with(')') {
+            rest = &tail[digits + 1..];
+        } else {
+            out.push_str(" (os error ");
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    let mut chars: Vec<char> = out.chars().collect();
+    for i in 2..chars.len().saturating_sub(1) {
+        if chars[i - 2] == ':'
+            && chars[i - 1] == ' '
+            && chars[i].is_ascii_uppercase()
+            && chars[i + 1].is_ascii_lowercase()
+        {
+            chars[i] = chars[i].to_ascii_lowercase();
+        }
+    }
+    chars.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tidy_os_errors;
+
+    #[test]
+    fn os_errors_read_like_ours() {
+        let check = |input: &str, expected: &str| assert_eq!(tidy_os_errors(input), expected);
+        check(
+            "/x/y.tar: No such file or directory (os error 2)",
+            "/x/y.tar: no such file or directory",
+        );
+        check(
+            "a: Permission denied (os error 13): b",
+            "a: permission denied: b",
+        );
+        check(
+            "layer ID: sha256 (os error x)",
+            "layer ID: sha256 (os error x)",
+        );
+        check("no such image: busybox", "no such image: busybox");
+    }
 }
 
 fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {

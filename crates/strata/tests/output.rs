@@ -1,0 +1,82 @@
+//! What the commands print, as snapshots (`cargo insta review` to update).
+//! Images are built with fixed dates; relative times are filtered.
+
+mod common;
+
+use common::Strata;
+use common::archive::{Image, Tar};
+
+fn settled(s: &Strata) -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"(About an? \w+|\d+ \w+|Less than a second) ago", "[ago]");
+    settings.add_filter(&regex_escape(&s.root.to_string_lossy()), "[root]");
+    settings.add_filter(r#""LastTagTime": "[^"]+""#, r#""LastTagTime": "[time]""#);
+    settings
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '/' {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
+        .collect()
+}
+
+fn two_images(s: &Strata) {
+    let base = Tar::new()
+        .dir("etc", 0o755)
+        .file("etc/os-release", &[b'x'; 4096])
+        .build();
+    let app = Tar::new()
+        .dir("app", 0o755)
+        .file("app/run", &[b'y'; 1500])
+        .build();
+    for image in [
+        Image::new("example.com/base:1.0", vec![base.clone()]),
+        Image::new("app", vec![base, app]),
+    ] {
+        let file = s.path("image.tar");
+        image.write_oci(&file);
+        s.ok(&["load", "-i", file.to_str().unwrap()]);
+    }
+}
+
+#[test]
+fn listing_commands() {
+    let s = Strata::with_driver(Some("overlay"));
+    two_images(&s);
+    settled(&s).bind(|| {
+        insta::assert_snapshot!("images", s.ok(&["images"]));
+        insta::assert_snapshot!("images_digests", s.ok(&["images", "--digests"]));
+        insta::assert_snapshot!("images_json", s.ok(&["images", "--format", "json"]));
+        insta::assert_snapshot!("history", s.ok(&["history", "app"]));
+        insta::assert_snapshot!("df", s.ok(&["system", "df"]));
+        insta::assert_snapshot!("df_verbose", s.ok(&["system", "df", "-v"]));
+        insta::assert_snapshot!("inspect", s.ok(&["image", "inspect", "app"]));
+        insta::assert_snapshot!(
+            "inspect_format",
+            s.ok(&["inspect", "-f", "{{.Id}} {{.Os}}", "app"])
+        );
+    });
+}
+
+#[test]
+fn error_messages() {
+    let s = Strata::new();
+    two_images(&s);
+    let missing = s.path("missing.tar");
+    settled(&s).bind(|| {
+        insta::assert_snapshot!("rmi_missing", s.fails(&["rmi", "nope"]));
+        insta::assert_snapshot!("history_missing", s.fails(&["history", "nope:2"]));
+        insta::assert_snapshot!("bad_tag", s.fails(&["tag", "app", "Bad:Name"]));
+        let load = s.fails(&["load", "-i", missing.to_str().unwrap()]);
+        insta::assert_snapshot!(
+            "load_missing",
+            load.replace(&*s.work.to_string_lossy(), "[work]")
+        );
+    });
+}
