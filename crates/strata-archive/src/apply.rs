@@ -694,7 +694,36 @@ impl<W: Write> Applier<'_, W> {
             op: "link",
             source: source.into(),
         })?;
+        self.link_metadata(dir, name, path, e)?;
         self.mark_written(real);
+        Ok(())
+    }
+
+    /// A hardlink entry's owner, mode and times apply to the file it links
+    /// to, as Docker and podman unpack it (a symlink keeps its mode).
+    fn link_metadata(
+        &self,
+        dir: &Parent,
+        name: &[u8],
+        path: &[u8],
+        e: &Entry,
+    ) -> Result<(), ApplyError> {
+        let io_err = |op| {
+            move |source| ApplyError::Io {
+                path: show(path),
+                op,
+                source,
+            }
+        };
+        let fd = dir.fd.as_fd();
+        fsops::chown_at(fd, name, e.uid, e.gid).map_err(io_err("chown"))?;
+        let symlink = fsops::lstat_at(fd, name)
+            .map_err(io_err("stat"))?
+            .is_some_and(|st| fsops::file_type(&st) == fs::FileType::Symlink);
+        if !symlink {
+            fsops::chmod_at(fd, name, e.mode).map_err(io_err("chmod"))?;
+            fsops::set_times_at(fd, name, e.mtime, e.atime).map_err(io_err("set times"))?;
+        }
         Ok(())
     }
 

@@ -94,7 +94,11 @@ impl Store {
     pub(crate) fn stale_mounts(&self) -> Result<Vec<String>> {
         let mut views = Vec::new();
         self.snapshots()?.walk(&mut |info| {
-            if info.labels.get(LAYER_LABEL).is_some_and(|v| v == MOUNT_OWNER) {
+            if info
+                .labels
+                .get(LAYER_LABEL)
+                .is_some_and(|v| v == MOUNT_OWNER)
+            {
                 views.push(info.key.clone());
             }
         })?;

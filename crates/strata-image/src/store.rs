@@ -8,16 +8,22 @@
 //!   snapshots, orphans), so a kill at any point is repaired by the next run.
 //! - Removing layers or blobs others may be building on (rmi, prune,
 //!   repair) holds it exclusive.
+//! - A command that fails partway (a load whose second layer is corrupt)
+//!   removes the layers it stored that no image uses when its handle is
+//!   dropped, if nobody else is working; so a refused archive leaves the
+//!   store as it was. Otherwise the next command that writes tidies up.
 
 use std::cell::{OnceCell, RefCell};
+use std::collections::HashSet;
 use std::path::Path;
 use std::rc::Rc;
 
 use strata_snapshot::{SnapshotError, Snapshotter, select};
-use strata_store::Layout;
 use strata_store::content::ContentStore;
 use strata_store::lock::{LockMode, StoreLock};
 use strata_store::meta::Db;
+use strata_store::meta::images as meta;
+use strata_store::{Digest, Layout};
 
 use crate::error::{Result, io_at};
 
@@ -35,6 +41,9 @@ pub struct Store {
     requested_driver: Option<String>,
     snapshots: OnceCell<Box<dyn Snapshotter>>,
     lock: RefCell<StoreLock>,
+    /// Layers this handle stored; those no image uses when it is dropped
+    /// were left by a failed command.
+    stored_layers: RefCell<Vec<Digest>>,
 }
 
 impl Store {
@@ -79,6 +88,7 @@ impl Store {
             requested_driver: opts.storage_driver,
             snapshots: OnceCell::new(),
             lock: RefCell::new(lock),
+            stored_layers: RefCell::new(Vec::new()),
         })
     }
 
@@ -151,6 +161,58 @@ impl Store {
         }
         lock.acquire(LockMode::Exclusive, || waiting("exclusive"))
             .map_err(io_at(self.layout.lock()))
+    }
+}
+
+impl Store {
+    /// Notes a layer this handle stored (see [`Store::drop_unused_layers`]).
+    pub(crate) fn note_stored_layer(&self, chain_id: &Digest) {
+        self.stored_layers.borrow_mut().push(chain_id.clone());
+    }
+
+    /// Removes the layers this handle stored that no image uses: what a
+    /// command that failed partway left. Only when no other process is
+    /// working, since another load may be building on them; otherwise the
+    /// next command that writes tidies up.
+    fn drop_unused_layers(&self) -> Result<()> {
+        let stored = std::mem::take(&mut *self.stored_layers.borrow_mut());
+        if stored.is_empty() {
+            return Ok(());
+        }
+        let unused: HashSet<Digest> = self
+            .db
+            .read(|tx| meta::unreferenced_layers(tx))?
+            .into_iter()
+            .map(|l| l.chain_id)
+            .collect();
+        if !stored.iter().any(|l| unused.contains(l)) {
+            return Ok(());
+        }
+        {
+            let mut lock = self.lock.borrow_mut();
+            if lock.held() != Some(LockMode::Exclusive) {
+                if lock.held().is_some() {
+                    lock.release().map_err(io_at(self.layout.lock()))?;
+                }
+                if !lock
+                    .try_acquire(LockMode::Exclusive)
+                    .map_err(io_at(self.layout.lock()))?
+                {
+                    return Ok(());
+                }
+            }
+        }
+        // Nobody else is working: whatever no image uses is garbage.
+        self.collect_garbage()?;
+        Ok(())
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Err(e) = self.drop_unused_layers() {
+            tracing::warn!("removing the layers a failed command stored: {e}");
+        }
     }
 }
 

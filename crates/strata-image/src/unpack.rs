@@ -245,6 +245,7 @@ impl Store {
             created: strata_store::meta::now(),
         };
         self.db.write(|tx| meta::insert_layer(tx, &row))?;
+        self.note_stored_layer(&chain_id);
         progress.finish(&format!("{what}: {}", short(&row.diff_id)));
         // The row that stands (ours, or one recorded first by another process).
         Ok(self

@@ -82,29 +82,6 @@ fn tidy_os_errors(text: &str) -> String {
     chars.into_iter().collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::tidy_os_errors;
-
-    #[test]
-    fn os_errors_read_like_ours() {
-        let check = |input: &str, expected: &str| assert_eq!(tidy_os_errors(input), expected);
-        check(
-            "/x/y.tar: No such file or directory (os error 2)",
-            "/x/y.tar: no such file or directory",
-        );
-        check(
-            "a: Permission denied (os error 13): b",
-            "a: permission denied: b",
-        );
-        check(
-            "layer ID: sha256 (os error x)",
-            "layer ID: sha256 (os error x)",
-        );
-        check("no such image: busybox", "no such image: busybox");
-    }
-}
-
 fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     let settings =
         settings::Settings::resolve(cli.root, cli.storage_driver, cli.config.as_deref())?;
@@ -134,5 +111,28 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Image(ImageCommand::Unmount(a)) => image::unmount(&store, &a, out),
         Command::System(SystemCommand::Df(a)) => system::df(&store, &a, out),
         Command::System(SystemCommand::Check(a)) => system::check(&store, &a, out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tidy_os_errors;
+
+    #[test]
+    fn os_errors_read_like_ours() {
+        let check = |input: &str, expected: &str| assert_eq!(tidy_os_errors(input), expected);
+        check(
+            "/x/y.tar: No such file or directory (os error 2)",
+            "/x/y.tar: no such file or directory",
+        );
+        check(
+            "a: Permission denied (os error 13): b",
+            "a: permission denied: b",
+        );
+        check(
+            "layer ID: sha256 (os error x)",
+            "layer ID: sha256 (os error x)",
+        );
+        check("no such image: busybox", "no such image: busybox");
     }
 }

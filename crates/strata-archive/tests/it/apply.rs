@@ -19,7 +19,8 @@ fn metadata_survives() {
         E::Dir("bin/"),
         E::Owned("bin/su", b"#!", 0o4755, 1000, 50),
         E::Symlink("bin/sh", "/bin/su"),
-        E::Hardlink("bin/su2", "bin/su"),
+        E::Owned("bin/tool", b"t", 0o4755, 1000, 50),
+        E::Hardlink("bin/tool2", "bin/tool"),
         E::Char("dev/null", 1, 3),
         E::Fifo("run/fifo"),
         E::Xattr(
@@ -31,8 +32,8 @@ fn metadata_survives() {
         E::Xattr("etc/tagged", b"", "user.strata", b"yes"),
     ]);
     let applied = apply_plain(&tar, dir.path()).unwrap();
-    assert_eq!(applied.entries, 8);
-    assert_eq!(applied.size, 2 + 4);
+    assert_eq!(applied.entries, 9);
+    assert_eq!(applied.size, 2 + 1 + 4);
     assert_eq!(applied.tar_size, tar.len() as u64);
     let tree = capture(dir.path(), true);
     let su = &tree["bin/su"];
@@ -40,7 +41,11 @@ fn metadata_survives() {
     assert_eq!(su.mtime, 1_600_000_000);
     assert_eq!(tree["bin/sh"].content, "/bin/su");
     let ino = |p: &str| std::fs::metadata(dir.path().join(p)).unwrap().ino();
-    assert_eq!(ino("bin/su"), ino("bin/su2"));
+    assert_eq!(ino("bin/tool"), ino("bin/tool2"));
+    // A hardlink entry's own owner and mode apply to the inode it shares,
+    // as Docker and podman unpack it (this entry says root, 0644).
+    let tool = &tree["bin/tool"];
+    assert_eq!((tool.mode, tool.uid, tool.gid), (0o644, 0, 0));
     assert_eq!(
         (tree["dev/null"].kind, tree["dev/null"].content.as_str()),
         ('c', "1:3")

@@ -237,6 +237,9 @@ fn stdin_as_file(store: &Store) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
     if rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::RegularFile {
         return Ok((PathBuf::from("/dev/stdin"), None));
     }
+    // Hold the store lock first: a writer that finds the store idle tidies
+    // up `tmp/`, which would take the spool file with it.
+    store.begin_write()?;
     let spool = store
         .layout()
         .tmp()

@@ -130,9 +130,9 @@ pub fn check(store: &Store, args: &CheckArgs, out: &mut dyn Write) -> anyhow::Re
     let unresolved = report.unresolved();
     match (report.problems.len(), unresolved) {
         (0, _) => writeln!(out, "no problems found")?,
-        (n, 0) => writeln!(out, "{n} problems found, all repaired")?,
+        (n, 0) => writeln!(out, "{} found, all repaired", problems(n))?,
         (n, u) => {
-            writeln!(out, "{n} problems found, {u} not repaired")?;
+            writeln!(out, "{} found, {u} not repaired", problems(n))?;
             if !args.repair {
                 bail!("the store has problems; run 'strata system check --repair'");
             }
@@ -140,4 +140,12 @@ pub fn check(store: &Store, args: &CheckArgs, out: &mut dyn Write) -> anyhow::Re
         }
     }
     Ok(())
+}
+
+fn problems(n: usize) -> String {
+    if n == 1 {
+        "1 problem".into()
+    } else {
+        format!("{n} problems")
+    }
 }

@@ -56,11 +56,26 @@ impl Tar {
         self.push(h, b"")
     }
 
+    /// A directory with an owner.
+    pub fn dir_owned(&mut self, name: &str, mode: u32, uid: u64, gid: u64) -> &mut Tar {
+        let mut h = self.entry(name, tar::EntryType::Directory, mode, b"");
+        h.set_uid(uid);
+        h.set_gid(gid);
+        self.push(h, b"")
+    }
+
     pub fn file(&mut self, name: &str, data: &[u8]) -> &mut Tar {
         self.file_mode(name, data, 0o644, 0, 0)
     }
 
-    pub fn file_mode(&mut self, name: &str, data: &[u8], mode: u32, uid: u64, gid: u64) -> &mut Tar {
+    pub fn file_mode(
+        &mut self,
+        name: &str,
+        data: &[u8],
+        mode: u32,
+        uid: u64,
+        gid: u64,
+    ) -> &mut Tar {
         let mut h = self.entry(name, tar::EntryType::Regular, mode, data);
         h.set_uid(uid);
         h.set_gid(gid);
@@ -75,6 +90,23 @@ impl Tar {
 
     pub fn hardlink(&mut self, name: &str, target: &str) -> &mut Tar {
         let mut h = self.entry(name, tar::EntryType::Link, 0o644, b"");
+        h.set_link_name_literal(target).unwrap();
+        self.push(h, b"")
+    }
+
+    /// A hardlink whose header carries the target's mode and owner, as real
+    /// tars do (both names are one inode).
+    pub fn hardlink_mode(
+        &mut self,
+        name: &str,
+        target: &str,
+        mode: u32,
+        uid: u64,
+        gid: u64,
+    ) -> &mut Tar {
+        let mut h = self.entry(name, tar::EntryType::Link, mode, b"");
+        h.set_uid(uid);
+        h.set_gid(gid);
         h.set_link_name_literal(target).unwrap();
         self.push(h, b"")
     }
@@ -187,7 +219,10 @@ impl Image {
             Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
             Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
         };
-        let mut members = vec![("oci-layout".to_owned(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec())];
+        let mut members = vec![(
+            "oci-layout".to_owned(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        )];
         let blob = |bytes: Vec<u8>, members: &mut Vec<(String, Vec<u8>)>| {
             let d = sha256(&bytes);
             let desc = (d.clone(), bytes.len());
@@ -236,8 +271,12 @@ impl Image {
             members.push((name.clone(), compress(l, self.compression)));
             layer_names.push(name);
         }
-        let manifest = json!([{"Config": config_name, "RepoTags": [self.name], "Layers": layer_names}]);
-        members.push(("manifest.json".to_owned(), serde_json::to_vec(&manifest).unwrap()));
+        let manifest =
+            json!([{"Config": config_name, "RepoTags": [self.name], "Layers": layer_names}]);
+        members.push((
+            "manifest.json".to_owned(),
+            serde_json::to_vec(&manifest).unwrap(),
+        ));
         members
     }
 

@@ -131,8 +131,19 @@ impl Strata {
             .iter()
             .flat_map(|d| listing(self.root.join(d).join("snapshots")))
             .collect();
+        // Every field of every image but the one that changes with the
+        // clock ("1 second ago"), so equal states compare equal.
+        let images = self
+            .ok(&["images", "--no-trunc", "--format", "json"])
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).expect("images JSON");
+                v.as_object_mut().expect("an object").remove("CreatedSince");
+                v.to_string() + "\n"
+            })
+            .collect();
         StoreState {
-            images: self.ok(&["images", "--no-trunc", "--digests"]),
+            images,
             snapshots,
             blobs: listing(self.root.join("content/blobs/sha256")),
             ingest: listing(self.root.join("content/ingest")),
@@ -217,7 +228,10 @@ impl Podman {
             .arg(d.join("tmp"))
             .args(["--storage-driver", "vfs"])
             .args(args)
-            .env("CONTAINERS_CONF", repo_root().join("scripts/containers.conf"))
+            .env(
+                "CONTAINERS_CONF",
+                repo_root().join("scripts/containers.conf"),
+            )
             .output()
             .expect("run podman");
         assert!(

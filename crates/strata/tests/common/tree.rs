@@ -65,7 +65,10 @@ fn walk(root: &Path, dir: &Path, map: &mut BTreeMap<String, Node>) {
             ("char", format!("{},{}", libc_major(rdev), libc_minor(rdev)))
         } else if ft.is_block_device() {
             let rdev = md.rdev();
-            ("block", format!("{},{}", libc_major(rdev), libc_minor(rdev)))
+            (
+                "block",
+                format!("{},{}", libc_major(rdev), libc_minor(rdev)),
+            )
         } else if ft.is_fifo() {
             ("fifo", String::new())
         } else {
