@@ -94,6 +94,16 @@ pub enum ApplyError {
     Index(io::Error),
 }
 
+/// The error for a failed filesystem call on the entry at `path` (the path
+/// is only spelled out if the call fails: this sits on the hot path).
+fn io_error<'a>(path: &'a [u8], op: &'static str) -> impl FnOnce(io::Error) -> ApplyError + 'a {
+    move |source| ApplyError::Io {
+        path: show(path),
+        op,
+        source,
+    }
+}
+
 fn show(p: &[u8]) -> String {
     String::from_utf8_lossy(p).into_owned()
 }
@@ -593,13 +603,7 @@ impl<W: Write> Applier<'_, W> {
         real: &[u8],
         e: &Entry,
     ) -> Result<(), ApplyError> {
-        let io_err = |op| {
-            move |source| ApplyError::Io {
-                path: show(real),
-                op,
-                source,
-            }
-        };
+        let io_err = |op| io_error(real, op);
         self.replace(dir, name, real, false)?;
         let fd = fs::openat(
             dir.fd.as_fd(),
@@ -708,13 +712,7 @@ impl<W: Write> Applier<'_, W> {
         path: &[u8],
         e: &Entry,
     ) -> Result<(), ApplyError> {
-        let io_err = |op| {
-            move |source| ApplyError::Io {
-                path: show(path),
-                op,
-                source,
-            }
-        };
+        let io_err = |op| io_error(path, op);
         let fd = dir.fd.as_fd();
         fsops::chown_at(fd, name, e.uid, e.gid).map_err(io_err("chown"))?;
         let symlink = fsops::lstat_at(fd, name)
@@ -763,13 +761,7 @@ impl<W: Write> Applier<'_, W> {
         e: &Entry,
         is_dir: bool,
     ) -> Result<(), ApplyError> {
-        let io_err = |op| {
-            move |source| ApplyError::Io {
-                path: show(real),
-                op,
-                source,
-            }
-        };
+        let io_err = |op| io_error(real, op);
         let d = dir.fd.as_fd();
         fsops::chown_at(d, name, e.uid, e.gid).map_err(io_err("chown"))?;
         if e.kind != EntryKind::Symlink {
@@ -816,13 +808,7 @@ impl<W: Write> Applier<'_, W> {
             return Ok(());
         };
         let real = fsops::join(&dir.real, hidden);
-        let io_err = |op| {
-            move |source| ApplyError::Io {
-                path: show(path),
-                op,
-                source,
-            }
-        };
+        let io_err = |op| io_error(path, op);
         let st = fsops::lstat_at(dir.fd.as_fd(), hidden).map_err(io_err("stat"))?;
         if self.this_layer(&real) {
             // Only what is below this layer is hidden: a directory of ours
@@ -883,13 +869,7 @@ impl<W: Write> Applier<'_, W> {
     /// whiteouts, which an opaque directory makes pointless (and overlayfs
     /// would list as entries).
     fn clear_lower(&mut self, dir: BorrowedFd, real: &[u8], path: &[u8]) -> Result<(), ApplyError> {
-        let io_err = |op| {
-            move |source| ApplyError::Io {
-                path: show(path),
-                op,
-                source,
-            }
-        };
+        let io_err = |op| io_error(path, op);
         for child in fsops::read_dir_names(dir).map_err(io_err("read directory"))? {
             let creal = fsops::join(real, &child);
             if !self.this_layer(&creal) {
