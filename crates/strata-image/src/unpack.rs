@@ -1,12 +1,12 @@
 //! Unpacking one layer into the storage driver.
 //!
-//! Two threads, bounded memory: a reader thread reads the blob, hashes it
+//! Three threads, bounded memory: a reader thread reads the blob, hashes it
 //! (the blob digest) and decompresses it, passing 1 MiB buffers through a
-//! channel of four to the main thread, which hashes them (the diff ID) and
-//! applies the tar straight into the new snapshot's directory, writing the
-//! layer index. Hashing the diff on the applying side balances the two cores:
-//! inflating is the single most expensive step. Nothing holds a whole layer
-//! in memory.
+//! channel of four to the main thread, which applies the tar straight into
+//! the new snapshot's directory, writing the layer index, and hands each
+//! buffer on to a hasher thread (the diff ID). Inflating and creating files
+//! are the two expensive steps; hashing on a third thread keeps it off both.
+//! Nothing holds a whole layer in memory.
 //!
 //! Durability protocol for a layer:
 //! 1. prepare a transient snapshot (`extract-…`), apply the tar into it;
@@ -131,15 +131,25 @@ impl Store {
         progress.start(&what, input.size);
 
         let read = Arc::new(AtomicU64::new(0));
-        let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(IN_FLIGHT);
-        let (recycle_tx, recycle_rx) = sync_channel::<Vec<u8>>(IN_FLIGHT + 2);
+        let (tx, rx) = sync_channel::<io::Result<Chunk>>(IN_FLIGHT);
         let reader = {
             let read = read.clone();
             thread::Builder::new()
                 .name("layer-reader".into())
-                .spawn(move || read_blob(input.reader, &read, &tx, &recycle_rx))
+                .spawn(move || read_blob(input.reader, &read, &tx))
                 .map_err(io_at("layer reader thread"))?
         };
+        let (hash_tx, hash_rx) = sync_channel::<Chunk>(IN_FLIGHT);
+        let hasher = thread::Builder::new()
+            .name("layer-hasher".into())
+            .spawn(move || {
+                let mut diff = Hasher::default();
+                for chunk in hash_rx {
+                    diff.update(&chunk);
+                }
+                diff
+            })
+            .map_err(io_at("layer hasher thread"))?;
 
         let mut index = IndexWriter::new(
             self.content.writer(Expected {
@@ -151,10 +161,9 @@ impl Store {
         .map_err(io_at(self.layout.tmp()))?;
         let mut stream = ChannelReader {
             rx,
-            recycle: recycle_tx,
-            current: Vec::new(),
+            current: Chunk::default(),
             pos: 0,
-            diff: Hasher::default(),
+            diff: hash_tx,
             read: &read,
             progress,
         };
@@ -168,9 +177,10 @@ impl Store {
             })?;
             Ok(a)
         });
-        let diff_size = stream.diff.len();
-        let diff = std::mem::take(&mut stream.diff).finish();
         drop(stream);
+        let diff = hasher.join().expect("layer hasher thread panicked");
+        let diff_size = diff.len();
+        let diff = diff.finish();
         // The reader's own error (a corrupt gzip) explains an apply failure best.
         let blob = reader.join().expect("layer reader thread panicked");
         let (stats, blob) = match (applied, blob) {
@@ -263,8 +273,7 @@ fn short(d: &Digest) -> String {
 fn read_blob(
     reader: Box<dyn Read + Send>,
     read: &AtomicU64,
-    tx: &SyncSender<io::Result<Vec<u8>>>,
-    recycled: &Receiver<Vec<u8>>,
+    tx: &SyncSender<io::Result<Chunk>>,
 ) -> io::Result<BlobDigest> {
     struct Counting<'a, R> {
         inner: R,
@@ -295,10 +304,7 @@ fn read_blob(
             )
         };
         loop {
-            let mut buf = recycled
-                .try_recv()
-                .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
-            buf.resize(CHUNK, 0);
+            let mut buf = vec![0; CHUNK];
             let mut filled = 0;
             while filled < CHUNK {
                 match stream.read(&mut buf[filled..]) {
@@ -312,7 +318,7 @@ fn read_blob(
             if filled == 0 {
                 break;
             }
-            if tx.send(Ok(buf)).is_err() {
+            if tx.send(Ok(Arc::new(buf))).is_err() {
                 // The applier stopped (it failed); its error is the one to report.
                 return Err(io::Error::new(
                     io::ErrorKind::BrokenPipe,
@@ -334,14 +340,17 @@ fn read_blob(
     Ok(BlobDigest { digest, size })
 }
 
+/// Decompressed bytes, shared by the applier and the diff hasher.
+type Chunk = Arc<Vec<u8>>;
+
 /// The applier's side of the channel.
 struct ChannelReader<'a> {
-    rx: Receiver<io::Result<Vec<u8>>>,
-    recycle: SyncSender<Vec<u8>>,
-    current: Vec<u8>,
+    rx: Receiver<io::Result<Chunk>>,
+    current: Chunk,
     pos: usize,
-    /// The diff ID: every decompressed byte, hashed as it is handed over.
-    diff: Hasher,
+    /// To the hasher thread (the diff ID): every chunk as it is handed over,
+    /// so hashing runs beside extraction instead of on its thread.
+    diff: SyncSender<Chunk>,
     read: &'a AtomicU64,
     progress: &'a dyn Progress,
 }
@@ -351,9 +360,10 @@ impl Read for ChannelReader<'_> {
         if self.pos == self.current.len() {
             match self.rx.recv() {
                 Ok(Ok(next)) => {
-                    self.diff.update(&next);
-                    let done = std::mem::replace(&mut self.current, next);
-                    let _ = self.recycle.try_send(done);
+                    self.diff
+                        .send(next.clone())
+                        .map_err(|_| io::Error::other("the layer hasher stopped"))?;
+                    self.current = next;
                     self.pos = 0;
                     self.progress.position(self.read.load(Ordering::Relaxed));
                 }

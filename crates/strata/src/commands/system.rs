@@ -116,9 +116,9 @@ pub fn df(store: &Store, args: &DfArgs, out: &mut dyn Write) -> anyhow::Result<(
 }
 
 pub fn check(store: &Store, args: &CheckArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    if args.repair {
-        store.begin_exclusive()?;
-    }
+    // Exclusive even without --repair: a load in progress is not a problem,
+    // so the check waits until nobody is working.
+    store.begin_exclusive()?;
     let report = store.check(&CheckOptions {
         repair: args.repair,
         verify_digests: !args.quick,
