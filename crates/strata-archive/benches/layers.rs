@@ -69,8 +69,8 @@ fn benches(c: &mut Criterion) {
     let out = File::create(dir.path().join("index")).unwrap();
     let mut index = IndexWriter::new(out, dir.path()).unwrap();
     apply(Cursor::new(&tar), &target, Format::Plain, Some(&mut index)).unwrap();
-    let mut index_file = index.finish().unwrap();
-    index_file.sync_all().unwrap();
+    index.finish().unwrap().sync_all().unwrap();
+    let mut index_file = File::open(dir.path().join("index")).unwrap();
     let files = File::open(&target).unwrap();
     group.bench_function("rebuild 2000 files", |b| {
         b.iter(|| {
