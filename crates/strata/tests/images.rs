@@ -228,3 +228,69 @@ fn tags_and_removal_follow_docker() {
     assert_eq!(s.state().snapshots, Vec::<String>::new());
     assert_eq!(s.state().check, "no problems found\n");
 }
+
+#[test]
+fn config_file_chooses_the_driver_and_flags_win() {
+    let s = Strata::new();
+    let config = s.path("strata.toml");
+    std::fs::write(&config, "storage_driver = \"vfs\"\n").unwrap();
+    let tar = s.path("rootfs.tar");
+    std::fs::write(&tar, busybox_rootfs()).unwrap();
+    let mut cmd = s.command(&["image", "import", tar.to_str().unwrap(), "busybox"]);
+    assert!(
+        cmd.env("STRATA_CONFIG", &config)
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(s.inspect("busybox")["GraphDriver"]["Name"], "vfs");
+    // The flag wins over the file (on a new store).
+    let flagged = Strata::with_driver(Some("overlay"));
+    let mut cmd = flagged.command(&["image", "import", tar.to_str().unwrap(), "busybox"]);
+    assert!(
+        cmd.env("STRATA_CONFIG", &config)
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(flagged.inspect("busybox")["GraphDriver"]["Name"], "overlay");
+    // An unknown key is an error that names the file, not a silent default.
+    std::fs::write(&config, "storage-driver = \"vfs\"\n").unwrap();
+    let out = s
+        .command(&["images"])
+        .env("STRATA_CONFIG", &config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("strata.toml") && err.contains("storage-driver"),
+        "{err}"
+    );
+}
+
+#[test]
+fn import_reads_stdin() {
+    let s = Strata::new();
+    let mut child = s
+        .command(&["image", "import", "-", "piped:1", "-m", "from a pipe"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&busybox_rootfs())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(s.image_tree("piped:1").has_file("bin/busybox"));
+    assert!(s.ok(&["history", "piped:1"]).contains("from a pipe"));
+}
