@@ -34,6 +34,36 @@ pub enum MetaError {
     },
 }
 
+/// How long a command waits for another process's transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `op` until it succeeds, fails otherwise than busy, or the busy
+/// timeout passes. The connection's busy handler covers most waits, but
+/// SQLite returns SQLITE_BUSY at once in some WAL states (another process
+/// closing the last connection and checkpointing, or recovering the WAL
+/// index), so two processes starting together must retry.
+fn retry_busy<T>(mut op: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match op() {
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 /// Forward-only migrations; index + 1 is the schema version they produce.
 /// Never edit one that has shipped: add a new one.
 const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
@@ -59,9 +89,17 @@ impl Db {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(err)?;
-        conn.busy_timeout(Duration::from_secs(60)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+        // Setting the mode needs a lock even when it is already WAL (it is
+        // recorded in the file): only the store's first open sets it.
+        retry_busy(|| {
+            let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                conn.pragma_update(None, "journal_mode", "WAL")?;
+            }
+            Ok(())
+        })
+        .map_err(err)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
@@ -101,39 +139,37 @@ impl Db {
     /// Runs `f` in a write transaction (committed when `f` returns `Ok`).
     pub fn write<T>(
         &self,
-        f: impl FnOnce(&Transaction) -> rusqlite::Result<T>,
+        f: impl FnMut(&Transaction) -> rusqlite::Result<T>,
     ) -> Result<T, MetaError> {
-        let path = &self.path;
-        let err = |source| MetaError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let mut conn = self.conn.borrow_mut();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let value = f(&tx).map_err(err)?;
-        tx.commit().map_err(err)?;
-        Ok(value)
+        self.transaction(TransactionBehavior::Immediate, f)
     }
 
     /// Runs `f` in a read transaction: one consistent view across queries.
     pub fn read<T>(
         &self,
-        f: impl FnOnce(&Transaction) -> rusqlite::Result<T>,
+        f: impl FnMut(&Transaction) -> rusqlite::Result<T>,
     ) -> Result<T, MetaError> {
-        let path = &self.path;
-        let err = |source| MetaError::Sqlite {
-            path: path.clone(),
+        self.transaction(TransactionBehavior::Deferred, f)
+    }
+
+    /// Runs `f` in a transaction, again from the start if the database is
+    /// busy (see [`retry_busy`]); a rolled-back transaction is safe to repeat.
+    fn transaction<T>(
+        &self,
+        behavior: TransactionBehavior,
+        mut f: impl FnMut(&Transaction) -> rusqlite::Result<T>,
+    ) -> Result<T, MetaError> {
+        retry_busy(|| {
+            let mut conn = self.conn.borrow_mut();
+            let tx = conn.transaction_with_behavior(behavior)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })
+        .map_err(|source| MetaError::Sqlite {
+            path: self.path.clone(),
             source,
-        };
-        let mut conn = self.conn.borrow_mut();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Deferred)
-            .map_err(err)?;
-        let value = f(&tx).map_err(err)?;
-        tx.finish().map_err(err)?;
-        Ok(value)
+        })
     }
 }
 
