@@ -604,13 +604,23 @@ impl<W: Write> Applier<'_, W> {
         e: &Entry,
     ) -> Result<(), ApplyError> {
         let io_err = |op| io_error(real, op);
-        self.replace(dir, name, real, false)?;
-        let fd = fs::openat(
-            dir.fd.as_fd(),
-            name,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )
+        let create = || {
+            fs::openat(
+                dir.fd.as_fd(),
+                name,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )
+        };
+        // Most names are new: try to create first, and only replace (and
+        // stat) what turns out to be there. One syscall less per file.
+        let fd = match create() {
+            Err(rustix::io::Errno::EXIST) => {
+                self.replace(dir, name, real, false)?;
+                create()
+            }
+            other => other,
+        }
         .map_err(|e| io_err("create")(e.into()))?;
         if let Some(index) = self.index.as_deref_mut() {
             let file_no = index.file(real, e.size).map_err(ApplyError::Index)?;
