@@ -204,50 +204,43 @@ fn import_route(s: &Strata, blob: &[u8]) -> Route {
     }
 }
 
-fn routes(s: &Strata, input: Input) -> Vec<(&'static str, Route)> {
-    let image = |layers: Vec<Vec<u8>>, compression| Image {
+fn image(layers: Vec<Vec<u8>>, compression: Compression) -> Image {
+    Image {
         compression,
         ..Image::new("hostile", layers)
-    };
+    }
+}
+
+/// One layer through every route: over a lower layer in an OCI archive, alone
+/// in a docker-archive, and as an `import`ed rootfs.
+fn layer_routes(s: &Strata, layer: Vec<u8>, oci: Compression) -> Vec<(&'static str, Route)> {
+    vec![
+        (
+            "oci",
+            load_route(
+                s,
+                "hostile-oci.tar",
+                &image(vec![lower_layer(), layer.clone()], oci).oci_members(),
+            ),
+        ),
+        (
+            "docker-archive",
+            load_route(
+                s,
+                "hostile-docker.tar",
+                &image(vec![layer.clone()], Compression::None).docker_members(),
+            ),
+        ),
+        ("import", import_route(s, &layer)),
+    ]
+}
+
+fn routes(s: &Strata, input: Input) -> Vec<(&'static str, Route)> {
     match input {
-        Input::Layer(tar) => vec![
-            (
-                "oci",
-                load_route(
-                    s,
-                    "hostile-oci.tar",
-                    &image(vec![lower_layer(), tar.clone()], Compression::Gzip).oci_members(),
-                ),
-            ),
-            (
-                "docker-archive",
-                load_route(
-                    s,
-                    "hostile-docker.tar",
-                    &image(vec![tar.clone()], Compression::None).docker_members(),
-                ),
-            ),
-            ("import", import_route(s, &tar)),
-        ],
-        Input::Blob(blob) => vec![
-            (
-                "oci",
-                load_route(
-                    s,
-                    "hostile-oci.tar",
-                    &image(vec![lower_layer(), blob.clone()], Compression::None).oci_members(),
-                ),
-            ),
-            (
-                "docker-archive",
-                load_route(
-                    s,
-                    "hostile-docker.tar",
-                    &image(vec![blob.clone()], Compression::None).docker_members(),
-                ),
-            ),
-            ("import", import_route(s, &blob)),
-        ],
+        // A blob is given as is (it may not even be a tar); a layer is
+        // gzipped in the OCI route, so the decompressor sees it too.
+        Input::Layer(tar) => layer_routes(s, tar, Compression::Gzip),
+        Input::Blob(blob) => layer_routes(s, blob, Compression::None),
         Input::Layers(layers) => vec![
             (
                 "oci",
