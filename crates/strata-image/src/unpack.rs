@@ -225,10 +225,7 @@ impl Store {
         }
         debug_assert!(stats.tar_size <= diff_size);
 
-        let chain_id = match parent {
-            None => diff.clone(),
-            Some(p) => Digest::of(format!("{p} {diff}").as_bytes()),
-        };
+        let chain_id = strata_store::digest::chain_id(parent, &diff);
         // Everything written so far reaches the disk before it is recorded.
         strata_archive::fsops::syncfs_of(&target).map_err(io_at(&target))?;
         let tar_index = index

@@ -188,13 +188,18 @@ impl<W: Write> Write for HashingWriter<W> {
 pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
     let mut chain: Vec<Digest> = Vec::with_capacity(diff_ids.len());
     for diff in diff_ids {
-        let next = match chain.last() {
-            None => diff.clone(),
-            Some(parent) => Digest::of(format!("{parent} {diff}").as_bytes()),
-        };
+        let next = chain_id(chain.last(), diff);
         chain.push(next);
     }
     chain
+}
+
+/// One step of [`chain_ids`]: the chain ID of `diff` on the layer `parent`.
+pub fn chain_id(parent: Option<&Digest>, diff: &Digest) -> Digest {
+    match parent {
+        None => diff.clone(),
+        Some(parent) => Digest::of(format!("{parent} {diff}").as_bytes()),
+    }
 }
 
 #[cfg(test)]
