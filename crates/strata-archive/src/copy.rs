@@ -22,8 +22,21 @@ pub struct CopyStats {
 
 /// Copies `src` (a tree we own) into the empty directory `dst`.
 pub fn copy_tree(src: &Path, dst: &Path) -> io::Result<CopyStats> {
-    let src = fsops::open_dir(src)?;
-    let dst = fsops::open_dir(dst)?;
+    copy_tree_from(fsops::open_dir(src)?.as_fd(), dst)
+}
+
+/// Copies the tree under the open directory `src` into the empty directory
+/// `dst`. Nothing below `src` is followed: symlinks are copied as links, so
+/// a tree someone else controls (a container's) cannot lead the copy out.
+pub fn copy_tree_from(src: BorrowedFd, dst: &Path) -> io::Result<CopyStats> {
+    copy_tree_between(src, fsops::open_dir(dst)?.as_fd())
+}
+
+/// Copies the tree under `src` into the empty directory `dst`, both open
+/// directories: every step is relative to them, nothing is followed.
+pub fn copy_tree_between(src: BorrowedFd, dst: BorrowedFd) -> io::Result<CopyStats> {
+    let src = src.try_clone_to_owned()?;
+    let dst = dst.try_clone_to_owned()?;
     let root_stat = fs::fstat(&src)?;
     copy_meta(src.as_fd(), b".", &root_stat, dst.as_fd(), b".")?;
     let mut walk = Walk {

@@ -8,6 +8,7 @@
 
 pub mod changes;
 pub mod check;
+pub mod commit;
 pub mod config;
 pub mod df;
 pub mod error;

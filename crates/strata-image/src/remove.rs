@@ -61,7 +61,21 @@ impl Store {
             }
             _ => tags.clone(),
         };
-        let delete = untag.len() == tags.len();
+        let users = self
+            .db
+            .read(|tx| strata_store::meta::containers::image_in_use(tx, &id.to_string()))?;
+        if let Some(user) = users
+            .first()
+            .filter(|_| untag.len() == tags.len() && !force)
+        {
+            return Err(ImageError::Conflict(format!(
+                "unable to delete {} (must be forced) - image is being used by container {user}; remove it first (strata rm {user}) or use --force",
+                id.short()
+            )));
+        }
+        // Forced while containers use it: only untagged, as their writable
+        // layers stand on it (Docker leaves it dangling too).
+        let delete = untag.len() == tags.len() && users.is_empty();
         if delete {
             self.release_pins(&id, force)?;
         }
@@ -88,8 +102,14 @@ impl Store {
         let images = self.images()?;
         let mut removed = Vec::new();
         for image in images.iter().filter(|i| all || i.names.is_empty()) {
-            // A mounted image is in use, as one a container runs is.
-            if self.release_pins(&image.row.id, false).is_err() {
+            // A mounted image is in use, as one a container was made from.
+            let used = !self
+                .db
+                .read(|tx| {
+                    strata_store::meta::containers::image_in_use(tx, &image.row.id.to_string())
+                })?
+                .is_empty();
+            if used || self.release_pins(&image.row.id, false).is_err() {
                 continue;
             }
             self.db.write(|tx| meta::delete_image(tx, &image.row.id))?;

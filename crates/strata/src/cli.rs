@@ -51,6 +51,372 @@ pub enum Command {
     /// Manage the store
     #[command(subcommand)]
     System(SystemCommand),
+    /// Create a container
+    Create(CreateArgs),
+    /// Create and start a container
+    Run(RunArgs),
+    /// Start stopped containers
+    Start(StartArgs),
+    /// Stop running containers
+    Stop(StopArgs),
+    /// Kill running containers
+    Kill(KillArgs),
+    /// Remove containers
+    Rm(RmArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// Fetch a container's logs
+    Logs(LogsArgs),
+    /// Block until containers stop, then print their exit codes
+    Wait(ContainersArgs),
+    /// Run a command in a running container
+    Exec(ExecArgs),
+    /// List the changes to a container's filesystem
+    Diff(ContainerArg),
+    /// Create an image from a container's changes
+    Commit(CommitArgs),
+    /// Export a container's filesystem as a tar
+    Export(ExportArgs),
+    /// Copy files between a container and the host
+    Cp(CpArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+    /// Watch a container (started by strata itself)
+    #[command(hide = true, name = "container-monitor")]
+    Monitor(MonitorArgs),
+}
+
+#[derive(Subcommand)]
+pub enum ContainerCommand {
+    Create(CreateArgs),
+    Run(RunArgs),
+    Start(StartArgs),
+    Stop(StopArgs),
+    Kill(KillArgs),
+    #[command(alias = "remove")]
+    Rm(RmArgs),
+    #[command(alias = "list", alias = "ps")]
+    Ls(PsArgs),
+    Inspect(InspectArgs),
+    Logs(LogsArgs),
+    Wait(ContainersArgs),
+    Exec(ExecArgs),
+    Diff(ContainerArg),
+    Commit(CommitArgs),
+    Export(ExportArgs),
+    Cp(CpArgs),
+    Rename(RenameArgs),
+    /// Remove all stopped containers
+    Prune(ForceArg),
+}
+
+#[derive(Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume
+    Create(VolumeCreateArgs),
+    /// List volumes
+    #[command(alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Show volumes in detail
+    Inspect(VolumeInspectArgs),
+    /// Remove volumes
+    #[command(alias = "remove")]
+    Rm(VolumeRmArgs),
+    /// Remove unused anonymous volumes (-a: unused named ones too)
+    Prune(VolumePruneArgs),
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Remove the container (and its anonymous volumes) when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Keep stdin open
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-terminal
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Set environment variables (KEY=VALUE, or KEY to pass ours on)
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file
+    #[arg(long = "env-file")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Mount the container's root filesystem as read only
+    #[arg(long)]
+    pub read_only: bool,
+    /// Network: none (a namespace of its own) or host
+    #[arg(long, default_value = "none")]
+    pub network: String,
+    /// Container host name
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Mount a tmpfs directory (PATH[:OPTIONS])
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Bind mount a volume ([SRC:]DST[:OPTIONS])
+    #[arg(short, long)]
+    pub volume: Vec<String>,
+    /// Attach a filesystem mount (type=volume|bind|tmpfs,src=...,dst=...)
+    #[arg(long)]
+    pub mount: Vec<String>,
+    /// Mount volumes from the given container(s) (CONTAINER[:ro|rw])
+    #[arg(long = "volumes-from")]
+    pub volumes_from: Vec<String>,
+    /// Volume driver for the container's named volumes
+    #[arg(long = "volume-driver")]
+    pub volume_driver: Option<String>,
+    /// Set metadata on the container (KEY=VALUE)
+    #[arg(short, long = "label")]
+    pub label: Vec<String>,
+    /// Seconds to wait for the container to stop before killing it
+    #[arg(long)]
+    pub stop_timeout: Option<u64>,
+    /// OCI runtime to run the container with [default: runc, or the config file's]
+    #[arg(long)]
+    pub runtime: Option<PathBuf>,
+    pub image: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Run in the background and print the container ID
+    #[arg(short, long)]
+    pub detach: bool,
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+#[derive(Args)]
+pub struct StartArgs {
+    /// Attach to the container's output and wait for it
+    #[arg(short, long)]
+    pub attach: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct StopArgs {
+    /// Seconds to wait before killing the container
+    #[arg(short = 't', long = "time")]
+    pub time: Option<u64>,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct KillArgs {
+    /// Signal to send
+    #[arg(short, long, default_value = "KILL")]
+    pub signal: String,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct RmArgs {
+    /// Kill and remove a running container
+    #[arg(short, long)]
+    pub force: bool,
+    /// Remove the container's anonymous volumes too
+    #[arg(short, long)]
+    pub volumes: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only show container IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+}
+
+#[derive(Args)]
+pub struct LogsArgs {
+    /// Follow log output
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Show timestamps
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Number of lines to show from the end of the logs
+    #[arg(short = 'n', long)]
+    pub tail: Option<usize>,
+    pub container: String,
+}
+
+#[derive(Args)]
+pub struct ContainersArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct ContainerArg {
+    pub container: String,
+}
+
+#[derive(Args)]
+pub struct ExecArgs {
+    /// Run in the background
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep stdin open
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-terminal
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Set environment variables
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short, long)]
+    pub user: Option<String>,
+    pub container: String,
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct CommitArgs {
+    /// Author (e.g. "Jane Doe <jane@example.com>")
+    #[arg(short, long)]
+    pub author: Option<String>,
+    /// Apply a Dockerfile instruction to the image
+    #[arg(short, long = "change")]
+    pub changes: Vec<String>,
+    /// Commit message
+    #[arg(short, long)]
+    pub message: Option<String>,
+    pub container: String,
+    /// [REGISTRY/]NAME[:TAG]
+    pub reference: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// Write to a file instead of stdout
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    pub container: String,
+}
+
+#[derive(Args)]
+pub struct CpArgs {
+    /// CONTAINER:SRC_PATH or a host path
+    pub source: String,
+    /// CONTAINER:DEST_PATH or a host path
+    pub destination: String,
+}
+
+#[derive(Args)]
+pub struct RenameArgs {
+    pub container: String,
+    pub new_name: String,
+}
+
+#[derive(Args)]
+pub struct ForceArg {
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Args)]
+pub struct MonitorArgs {
+    /// Our stdio is the user's
+    #[arg(long)]
+    pub attached: bool,
+    pub id: String,
+}
+
+#[derive(Args)]
+pub struct VolumeCreateArgs {
+    /// Volume driver
+    #[arg(short, long, default_value = "local")]
+    pub driver: String,
+    /// Set metadata (KEY=VALUE)
+    #[arg(short, long = "label")]
+    pub label: Vec<String>,
+    /// Driver options (KEY=VALUE)
+    #[arg(short, long = "opt")]
+    pub opt: Vec<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Args)]
+pub struct VolumeLsArgs {
+    /// Only show volume names
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Filter (dangling=true|false, name=, label=, driver=)
+    #[arg(short, long)]
+    pub filter: Vec<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+}
+
+#[derive(Args)]
+pub struct VolumeInspectArgs {
+    /// Format the output with a template ('{{.Mountpoint}}')
+    #[arg(short, long)]
+    pub format: Option<String>,
+    #[arg(required = true)]
+    pub volumes: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct VolumeRmArgs {
+    /// Accepted for Docker compatibility; a volume in use is never removed
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(required = true)]
+    pub volumes: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct VolumePruneArgs {
+    /// Remove unused named volumes too
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(Subcommand)]
@@ -193,7 +559,7 @@ pub struct RmiArgs {
     pub images: Vec<String>,
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct InspectArgs {
     /// Format the output with a template ('{{.Id}}', '{{json .Config}}')
     #[arg(short, long)]

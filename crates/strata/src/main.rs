@@ -12,8 +12,8 @@ use std::io::Write;
 use clap::Parser;
 use strata_image::{OpenOptions, Store};
 
-use cli::{Cli, Command, ImageCommand, SystemCommand};
-use commands::{image, system};
+use cli::{Cli, Command, ContainerCommand, ImageCommand, SystemCommand, VolumeCommand};
+use commands::{container, image, system, volume};
 
 fn main() {
     let cli = Cli::parse();
@@ -30,6 +30,9 @@ fn main() {
     let result = run(cli, &mut out);
     let _ = out.flush();
     if let Err(e) = result {
+        if let Some(container::Exit(code)) = e.downcast_ref() {
+            std::process::exit(*code);
+        }
         eprintln!("Error: {}", message(&e));
         std::process::exit(1);
     }
@@ -91,11 +94,85 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             storage_driver: settings.storage_driver,
         },
     )?;
-    match cli.command {
-        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => image::images(&store, &a, out),
-        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => {
-            image::inspect(&store, &a, out)
+    let root = settings.root.clone();
+    let config = cli.config.clone();
+    let monitor = move |id: &str, attached: bool| {
+        let exe = std::env::current_exe().unwrap_or_else(|_| "strata".into());
+        let mut c = std::process::Command::new(exe);
+        c.arg("--root").arg(&root);
+        if let Some(config) = &config {
+            c.arg("--config").arg(config);
         }
+        c.arg("container-monitor");
+        if attached {
+            c.arg("--attached");
+        }
+        c.arg(id);
+        c
+    };
+    let ctx = container::Ctx {
+        store: &store,
+        runtime: &settings.runtime,
+        monitor: &monitor,
+    };
+    let volumes = || strata_volume::Volumes::new(store.layout(), store.db().clone());
+    match cli.command {
+        Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
+            container::create(&ctx, &a, out)
+        }
+        Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => {
+            container::run(&ctx, &a, out)
+        }
+        Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => {
+            container::start(&ctx, &a, out)
+        }
+        Command::Stop(a) | Command::Container(ContainerCommand::Stop(a)) => {
+            container::stop(&ctx, &a, out)
+        }
+        Command::Kill(a) | Command::Container(ContainerCommand::Kill(a)) => {
+            container::kill(&ctx, &a, out)
+        }
+        Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => {
+            container::rm(&ctx, &a, out)
+        }
+        Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => {
+            container::ps(&ctx, &a, out)
+        }
+        Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => {
+            container::logs(&ctx, &a)
+        }
+        Command::Wait(a) | Command::Container(ContainerCommand::Wait(a)) => {
+            container::wait(&ctx, &a, out)
+        }
+        Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => {
+            container::exec(&ctx, &a)
+        }
+        Command::Diff(a) | Command::Container(ContainerCommand::Diff(a)) => {
+            container::diff(&ctx, &a, out)
+        }
+        Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => {
+            container::commit(&ctx, &a, out)
+        }
+        Command::Export(a) | Command::Container(ContainerCommand::Export(a)) => {
+            container::export(&ctx, &a)
+        }
+        Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => container::cp(&ctx, &a),
+        Command::Rename(a) | Command::Container(ContainerCommand::Rename(a)) => {
+            container::rename(&ctx, &a)
+        }
+        Command::Container(ContainerCommand::Prune(_)) => container::prune(&ctx, out),
+        Command::Container(ContainerCommand::Inspect(a)) => {
+            container::inspect(&ctx, &a, false, out)
+        }
+        Command::Inspect(a) => container::inspect(&ctx, &a, true, out),
+        Command::Monitor(a) => container::monitor(&ctx, &a),
+        Command::Volume(VolumeCommand::Create(a)) => volume::create(&volumes(), &a, out),
+        Command::Volume(VolumeCommand::Ls(a)) => volume::ls(&volumes(), &a, out),
+        Command::Volume(VolumeCommand::Inspect(a)) => volume::inspect(&volumes(), &a, out),
+        Command::Volume(VolumeCommand::Rm(a)) => volume::rm(&volumes(), &a, out),
+        Command::Volume(VolumeCommand::Prune(a)) => volume::prune(&volumes(), &a, out),
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => image::images(&store, &a, out),
+        Command::Image(ImageCommand::Inspect(a)) => image::inspect(&store, &a, out),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => {
             image::history(&store, &a, out)
         }

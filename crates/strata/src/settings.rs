@@ -16,6 +16,8 @@ pub const DEFAULT_CONFIG: &str = "/etc/strata/strata.toml";
 pub struct ConfigFile {
     pub root: Option<PathBuf>,
     pub storage_driver: Option<String>,
+    /// The OCI runtime containers run with.
+    pub runtime: Option<PathBuf>,
 }
 
 impl ConfigFile {
@@ -44,6 +46,7 @@ impl ConfigFile {
 pub struct Settings {
     pub root: PathBuf,
     pub storage_driver: Option<String>,
+    pub runtime: PathBuf,
 }
 
 impl Settings {
@@ -58,6 +61,7 @@ impl Settings {
                 .or(file.root)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
             storage_driver: driver.or(file.storage_driver),
+            runtime: file.runtime.unwrap_or_else(|| PathBuf::from("runc")),
         })
     }
 }

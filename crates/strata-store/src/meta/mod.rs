@@ -6,8 +6,10 @@
 //! change that spans rows happens in one transaction, taken IMMEDIATE so two
 //! writers queue instead of failing on lock upgrade.
 
+pub mod containers;
 pub mod images;
 pub mod snapshots;
+pub mod volumes;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::cell::RefCell;
@@ -66,7 +68,7 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 
 /// Forward-only migrations; index + 1 is the schema version they produce.
 /// Never edit one that has shipped: add a new one.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
 
 /// A connection to the store's database. Methods take `&self` so one
 /// connection can be shared (`Rc<Db>`) by the layers of one process; a
@@ -192,6 +194,23 @@ pub mod settings {
         )?;
         Ok(())
     }
+}
+
+/// A JSON text column (labels, options) as a value; a damaged column reads
+/// as an error rather than as empty, so nothing is silently dropped.
+pub(crate) fn json_column<T: serde::de::DeserializeOwned>(
+    r: &rusqlite::Row,
+    i: usize,
+) -> rusqlite::Result<T> {
+    let text: String = r.get(i)?;
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// A value as the text of a JSON column.
+pub(crate) fn json_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("maps of strings serialize")
 }
 
 /// The current time as RFC 3339, the one timestamp format in the database.

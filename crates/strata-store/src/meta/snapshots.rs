@@ -48,14 +48,13 @@ pub struct SnapshotRow {
 const COLUMNS: &str = "id, key, parent, kind, transient, labels, created, updated, size, inodes";
 
 fn from_row(r: &Row) -> rusqlite::Result<SnapshotRow> {
-    let labels: String = r.get(5)?;
     Ok(SnapshotRow {
         id: r.get(0)?,
         key: r.get(1)?,
         parent: r.get(2)?,
         kind: Kind::parse(&r.get::<_, String>(3)?),
         transient: r.get(4)?,
-        labels: serde_json::from_str(&labels).unwrap_or_default(),
+        labels: super::json_column(r, 5)?,
         created: r.get(6)?,
         updated: r.get(7)?,
         size: r.get(8)?,
@@ -83,7 +82,7 @@ pub fn insert(conn: &Connection, new: &NewSnapshot) -> rusqlite::Result<i64> {
             new.parent,
             new.kind.as_str(),
             new.transient,
-            serde_json::to_string(new.labels).expect("labels serialize"),
+            super::json_text(new.labels),
             now
         ],
     )?;

@@ -119,10 +119,16 @@ pub fn check(store: &Store, args: &CheckArgs, out: &mut dyn Write) -> anyhow::Re
     // Exclusive even without --repair: a load in progress is not a problem,
     // so the check waits until nobody is working.
     store.begin_exclusive()?;
-    let report = store.check(&CheckOptions {
+    let mut report = store.check(&CheckOptions {
         repair: args.repair,
         verify_digests: !args.quick,
     })?;
+    for what in strata_container::Containers::new(store).check(args.repair)? {
+        report.problems.push(strata_image::check::Problem {
+            what,
+            repaired: args.repair,
+        });
+    }
     for p in &report.problems {
         let tag = if p.repaired { "repaired" } else { "problem" };
         writeln!(out, "{tag}: {}", p.what)?;

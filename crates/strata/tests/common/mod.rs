@@ -155,6 +155,12 @@ impl Strata {
 
 impl Drop for Strata {
     fn drop(&mut self) {
+        // Containers a failed test left running, with their monitors.
+        if let Ok(out) = self.command(&["ps", "-q", "--no-trunc"]).output() {
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = self.command(&["rm", "-f", id]).output();
+            }
+        }
         unmount_below(self.dir.path());
     }
 }

@@ -1,0 +1,256 @@
+//! Containers: a writable snapshot over an image's layers, the volumes and
+//! mounts it was given, and a process run through an OCI runtime.
+//!
+//! Where things are:
+//! - the record (`containers` table): ID, name, image, snapshot key and the
+//!   [`ContainerConfig`], plus the volumes it uses (`container_volumes`);
+//! - the writable layer: snapshot `container-<id>` on the image's top layer;
+//! - `<root>/containers/<id>/`: the OCI bundle (`config.json`, `rootfs/`
+//!   where the snapshot is mounted while it runs), `state.json` (written by
+//!   the monitor) and `container.log`.
+//!
+//! Order of work, for crash safety: `create` makes the snapshot and folder
+//! before the record; `rm` removes the record before them. What a crash
+//! leaves (a snapshot or folder no record owns) is found and removed by
+//! [`Containers::check`].
+
+pub mod config;
+mod create;
+pub mod files;
+mod lifecycle;
+pub mod monitor;
+mod names;
+mod query;
+mod user;
+
+use std::path::{Path, PathBuf};
+
+use strata_image::Store;
+use strata_store::meta::containers::{self as meta, ContainerRow};
+use strata_volume::Volumes;
+
+pub use config::{ContainerConfig, MountKind, MountPoint};
+pub use create::CreateOptions;
+pub use lifecycle::{ExecOptions, Started};
+pub use query::{Change, ChangeKind, Status, Summary};
+
+/// The snapshot label value marking a container's writable layer.
+pub const SNAPSHOT_OWNER: &str = "container";
+const SNAPSHOT_PREFIX: &str = "container-";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("no such container: {0}")]
+    NotFound(String),
+    #[error("container name '{0}' is ambiguous; give more of the ID")]
+    Ambiguous(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error(
+        "invalid container name '{0}': use letters, digits and _ . - (starting with a letter or digit)"
+    )]
+    BadName(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Image(#[from] strata_image::ImageError),
+    #[error(transparent)]
+    Volume(#[from] strata_volume::VolumeError),
+    #[error(transparent)]
+    Runtime(#[from] strata_runtime::RuntimeError),
+    #[error(transparent)]
+    Meta(#[from] strata_store::meta::MetaError),
+    #[error(transparent)]
+    Snapshot(#[from] strata_snapshot::SnapshotError),
+    #[error(transparent)]
+    Mount(#[from] strata_snapshot::mount::MountError),
+}
+
+pub type Result<T, E = ContainerError> = std::result::Result<T, E>;
+
+pub(crate) fn io_at(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ContainerError {
+    let path = path.into();
+    move |source| ContainerError::Io { path, source }
+}
+
+/// How to start a monitor: `strata` re-executing itself, told which
+/// container to watch. The binary supplies it (it knows its own command
+/// line).
+pub type MonitorCommand<'a> = dyn Fn(&str) -> std::process::Command + 'a;
+
+/// The containers of one store.
+pub struct Containers<'s> {
+    pub(crate) store: &'s Store,
+    pub(crate) volumes: Volumes,
+    pub(crate) dir: PathBuf,
+}
+
+/// A container record with its configuration read.
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub row: ContainerRow,
+    pub config: ContainerConfig,
+}
+
+impl Container {
+    pub fn id(&self) -> &str {
+        &self.row.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.row.name
+    }
+}
+
+impl<'s> Containers<'s> {
+    pub fn new(store: &'s Store) -> Containers<'s> {
+        Containers {
+            volumes: Volumes::new(store.layout(), store.db().clone()),
+            dir: store.root().join("containers"),
+            store,
+        }
+    }
+
+    pub fn volumes(&self) -> &Volumes {
+        &self.volumes
+    }
+
+    pub(crate) fn bundle(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    pub(crate) fn rootfs(&self, id: &str) -> PathBuf {
+        self.bundle(id).join("rootfs")
+    }
+
+    pub(crate) fn state_file(&self, id: &str) -> PathBuf {
+        self.bundle(id).join("state.json")
+    }
+
+    pub fn log_file(&self, id: &str) -> PathBuf {
+        self.bundle(id).join("container.log")
+    }
+
+    /// Finds a container by full ID, name, or unique ID prefix.
+    pub fn get(&self, s: &str) -> Result<Container> {
+        let db = self.store.db();
+        let not_found = || ContainerError::NotFound(s.to_owned());
+        let row = match db.read(|tx| meta::by_id(tx, s))? {
+            Some(r) => r,
+            None => match db.read(|tx| meta::by_name(tx, s.trim_start_matches('/')))? {
+                Some(r) => r,
+                None => {
+                    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(not_found());
+                    }
+                    let ids = db.read(|tx| meta::ids_with_prefix(tx, s))?;
+                    match ids.as_slice() {
+                        [one] => db.read(|tx| meta::by_id(tx, one))?.ok_or_else(not_found)?,
+                        [] => return Err(not_found()),
+                        _ => return Err(ContainerError::Ambiguous(s.to_owned())),
+                    }
+                }
+            },
+        };
+        let config = serde_json::from_str(&row.config).map_err(|e| {
+            ContainerError::Invalid(format!("container {} has a damaged record: {e}", row.name))
+        })?;
+        Ok(Container { row, config })
+    }
+
+    /// Every container, newest first.
+    pub fn all(&self) -> Result<Vec<Container>> {
+        let rows = self.store.db().read(|tx| meta::list(tx))?;
+        rows.into_iter()
+            .map(|row| {
+                let config = serde_json::from_str(&row.config).map_err(|e| {
+                    ContainerError::Invalid(format!(
+                        "container {} has a damaged record: {e}",
+                        row.name
+                    ))
+                })?;
+                Ok(Container { row, config })
+            })
+            .collect()
+    }
+
+    /// Container folders and writable layers no record owns (a crash
+    /// during create or rm), and volume folders no volume record owns; with
+    /// `repair` (under the exclusive store lock), removes them.
+    pub fn check(&self, repair: bool) -> Result<Vec<String>> {
+        let mut found = Vec::new();
+        let known: Vec<String> = self.all()?.into_iter().map(|c| c.row.id).collect();
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for entry in entries.flatten() {
+                let id = entry.file_name().to_string_lossy().into_owned();
+                if known.contains(&id) {
+                    continue;
+                }
+                if repair {
+                    self.remove_folder(&id)?;
+                }
+                found.push(format!(
+                    "container folder {} belongs to no container",
+                    entry.path().display()
+                ));
+            }
+        }
+        if self.store.recorded_driver()?.is_some() {
+            let snapshots = self.store.snapshots()?;
+            let mut orphans = Vec::new();
+            snapshots.walk(&mut |info| {
+                if info
+                    .labels
+                    .get(strata_image::unpack::LAYER_LABEL)
+                    .map(String::as_str)
+                    == Some(SNAPSHOT_OWNER)
+                    && !known.iter().any(|id| snapshot_key(id) == info.key)
+                {
+                    orphans.push(info.key.clone());
+                }
+            })?;
+            for key in orphans {
+                if repair {
+                    snapshots.remove(&key)?;
+                }
+                found.push(format!("writable layer {key} belongs to no container"));
+            }
+        }
+        for path in self.volumes.check(repair)? {
+            found.push(format!(
+                "volume folder {} belongs to no volume",
+                path.display()
+            ));
+        }
+        Ok(found)
+    }
+
+    /// Unmounts (if mounted) and removes a container's folder.
+    pub(crate) fn remove_folder(&self, id: &str) -> Result<()> {
+        let rootfs = self.rootfs(id);
+        strata_snapshot::mount::unmount(&rootfs).map_err(io_at(&rootfs))?;
+        let dir = self.bundle(id);
+        match strata_store::fsutil::remove_any(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_at(&dir)(e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+pub(crate) fn snapshot_key(id: &str) -> String {
+    format!("{SNAPSHOT_PREFIX}{id}")
+}
+
+/// Short IDs, as Docker prints them.
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+pub(crate) fn exists(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}

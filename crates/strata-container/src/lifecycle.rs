@@ -1,0 +1,336 @@
+//! start, stop, kill, wait, exec, rm, rename, prune.
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use strata_runtime::{Runc, Runtime, bundle};
+use strata_snapshot::{SnapshotError, mount};
+use strata_store::meta::containers as meta;
+
+use crate::query::Status;
+use crate::{Container, ContainerError, Containers, Result, io_at, short, snapshot_key};
+
+/// The file descriptor a monitor reports its start on (see
+/// [`strata_runtime::monitor::Plan::ready`]).
+pub const READY_FD: i32 = 3;
+
+/// How `start` left the container.
+pub enum Started {
+    /// Running, watched by a monitor in the background.
+    Detached,
+    /// The monitor runs attached to our stdio: wait for it, its exit code
+    /// is the container's.
+    Attached(Child),
+    /// It was running already.
+    AlreadyRunning,
+}
+
+impl Containers<'_> {
+    /// Starts a created or stopped container: mounts its root filesystem
+    /// and hands it to a monitor. `attached`: the monitor uses our stdio
+    /// (`run` without `-d`); else it runs in its own session and we wait
+    /// only until the container has started.
+    pub fn start(
+        &self,
+        s: &str,
+        attached: bool,
+        monitor: &crate::MonitorCommand<'_>,
+    ) -> Result<Started> {
+        let c = self.get(s)?;
+        if self.status(&c)?.is_running() {
+            if attached {
+                return Err(ContainerError::Conflict(format!(
+                    "container {} is already running",
+                    c.name()
+                )));
+            }
+            return Ok(Started::AlreadyRunning);
+        }
+        self.store.begin_write()?;
+        self.mount_rootfs(&c)?;
+        let mut cmd = monitor(c.id());
+        if attached {
+            let child = cmd.spawn().map_err(io_at("strata monitor"))?;
+            return Ok(Started::Attached(child));
+        }
+        let (mut read, write) = ready_pipe()?;
+        let raw = write.as_raw_fd();
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: between fork and exec only async-signal-safe calls:
+        // setsid and dup2.
+        unsafe {
+            cmd.pre_exec(move || {
+                rustix::process::setsid()?;
+                if raw == READY_FD {
+                    // Already in place: only drop close-on-exec.
+                    if libc::fcntl(raw, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(raw, READY_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(io_at("strata monitor"))?;
+        drop(cmd);
+        drop(write);
+        let mut said = String::new();
+        let _ = read.read_to_string(&mut said);
+        if said.starts_with("started") {
+            // The monitor lives on; nobody waits for it but init.
+            std::mem::forget(child);
+            return Ok(Started::Detached);
+        }
+        let _ = child.wait();
+        let why = said
+            .trim()
+            .strip_prefix("error: ")
+            .map(String::from)
+            .unwrap_or_else(|| {
+                let tail = self.log_tail(c.id());
+                format!(
+                    "the runtime could not start it{}",
+                    if tail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {tail}")
+                    }
+                )
+            });
+        Err(ContainerError::Invalid(format!(
+            "container {} failed to start: {why}",
+            c.name()
+        )))
+    }
+
+    /// The last lines of a container's log, for error messages.
+    fn log_tail(&self, id: &str) -> String {
+        let mut out = Vec::new();
+        let opts = strata_runtime::logs::ReadOptions {
+            tail: Some(3),
+            ..Default::default()
+        };
+        let mut err = Vec::new();
+        let _ = strata_runtime::logs::read(&self.log_file(id), &opts, &mut out, &mut err, &|| true);
+        out.extend(err);
+        String::from_utf8_lossy(&out).trim().replace('\n', "; ")
+    }
+
+    pub(crate) fn mount_rootfs(&self, c: &Container) -> Result<()> {
+        let rootfs = self.rootfs(c.id());
+        if mount::is_mounted(&rootfs).map_err(io_at(&rootfs))? {
+            return Ok(());
+        }
+        let mounts = self.store.snapshots()?.mounts(&snapshot_key(c.id()))?;
+        std::fs::create_dir_all(&rootfs).map_err(io_at(&rootfs))?;
+        mount::mount(&mounts, &rootfs)?.keep();
+        Ok(())
+    }
+
+    /// Sends the stop signal, then SIGKILL after the timeout.
+    pub fn stop(&self, s: &str, timeout: Option<u64>) -> Result<Container> {
+        let c = self.get(s)?;
+        if !self.status(&c)?.is_running() {
+            return Ok(c);
+        }
+        let runtime = Runc::new(&c.config.runtime);
+        let timeout = Duration::from_secs(timeout.unwrap_or(c.config.stop_timeout));
+        let signal = c.config.stop_signal.trim_start_matches("SIG").to_owned();
+        if runtime.kill(c.id(), &signal).is_ok() && self.wait_exit(&c, Some(timeout))?.is_some() {
+            return Ok(c);
+        }
+        let _ = runtime.kill(c.id(), "KILL");
+        self.wait_exit(&c, Some(Duration::from_secs(30)))?;
+        Ok(c)
+    }
+
+    /// Sends `signal` to a running container.
+    pub fn kill(&self, s: &str, signal: &str) -> Result<Container> {
+        let c = self.get(s)?;
+        if !self.status(&c)?.is_running() {
+            return Err(ContainerError::Conflict(format!(
+                "container {} is not running",
+                c.name()
+            )));
+        }
+        Runc::new(&c.config.runtime).kill(c.id(), signal.trim_start_matches("SIG"))?;
+        Ok(c)
+    }
+
+    /// Waits until the container has exited and its monitor has finished
+    /// (so its mounts are gone); returns the exit code, or None on timeout.
+    pub fn wait_exit(&self, c: &Container, timeout: Option<Duration>) -> Result<Option<i32>> {
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            if let Status::Exited { code, .. } = self.status(c)? {
+                let monitor = strata_runtime::state::read(&self.state_file(c.id()))?;
+                let monitor_done = monitor
+                    .is_none_or(|s| !strata_runtime::state::alive(s.monitor_pid, s.monitor_start));
+                if monitor_done {
+                    return Ok(Some(code));
+                }
+            }
+            if timeout.is_some_and(|t| start.elapsed() >= t) {
+                return Ok(None);
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// `wait`: blocks until the container exits; its exit code.
+    pub fn wait(&self, s: &str) -> Result<i32> {
+        let c = self.get(s)?;
+        Ok(self.wait_exit(&c, None)?.expect("no timeout"))
+    }
+
+    /// `rm`: removes a stopped container (`force`: kills it first) and its
+    /// writable layer; `volumes`: its anonymous volumes too.
+    pub fn remove(&self, s: &str, force: bool, volumes: bool) -> Result<Container> {
+        let c = self.get(s)?;
+        if self.status(&c)?.is_running() {
+            if !force {
+                return Err(ContainerError::Conflict(format!(
+                    "you cannot remove a running container {}; stop it first (strata stop {}) or use --force",
+                    short(c.id()),
+                    c.name()
+                )));
+            }
+            let _ = Runc::new(&c.config.runtime).kill(c.id(), "KILL");
+            self.wait_exit(&c, Some(Duration::from_secs(30)))?;
+        }
+        self.store.begin_write()?;
+        self.forget(&c, volumes)?;
+        Ok(c)
+    }
+
+    /// Record first, then files: a crash in between leaves only what
+    /// [`Containers::check`] removes.
+    pub(crate) fn forget(&self, c: &Container, volumes: bool) -> Result<()> {
+        let deleted = self.store.db().write(|tx| {
+            let there = meta::by_id(tx, c.id())?.is_some();
+            meta::delete(tx, c.id())?;
+            Ok(there)
+        })?;
+        if !deleted {
+            // Removed meanwhile by someone else (its monitor, for --rm).
+            return Ok(());
+        }
+        let _ = Runc::new(&c.config.runtime).delete(c.id(), true);
+        self.remove_folder(c.id())?;
+        match self.store.snapshots()?.remove(&snapshot_key(c.id())) {
+            Ok(()) | Err(SnapshotError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if volumes {
+            for m in &c.config.mounts {
+                if let crate::MountKind::Volume {
+                    name,
+                    anonymous: true,
+                    ..
+                } = &m.kind
+                {
+                    // Still used by a container that took it with
+                    // --volumes-from: it stays, as in Docker.
+                    match self.volumes.remove(name) {
+                        Ok(()) | Err(strata_volume::VolumeError::InUse { .. }) => {}
+                        Err(strata_volume::VolumeError::NotFound(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn rename(&self, s: &str, new: &str) -> Result<()> {
+        let c = self.get(s)?;
+        crate::names::validate(new)?;
+        if let Some(other) = self.store.db().read(|tx| meta::by_name(tx, new))? {
+            return Err(ContainerError::Conflict(format!(
+                "the container name \"{new}\" is already in use by container {}",
+                short(&other.id)
+            )));
+        }
+        self.store.db().write(|tx| meta::rename(tx, c.id(), new))?;
+        Ok(())
+    }
+
+    /// `container prune`: removes every container not running.
+    pub fn prune(&self) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for c in self.all()? {
+            if !self.status(&c)?.is_running() {
+                self.store.begin_write()?;
+                self.forget(&c, false)?;
+                removed.push(c.row.id);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// `exec`: runs another process in a running container, with our
+    /// stdio; returns its exit code.
+    pub fn exec(&self, s: &str, opts: &ExecOptions) -> Result<i32> {
+        let c = self.get(s)?;
+        if !self.status(&c)?.is_running() {
+            return Err(ContainerError::Conflict(format!(
+                "container {} is not running; start it first (strata start {})",
+                c.name(),
+                c.name()
+            )));
+        }
+        let ids = crate::user::resolve(
+            &self.rootfs(c.id()),
+            opts.user.as_deref().unwrap_or(&c.config.user),
+        )?;
+        let mut env = c.config.env.clone();
+        env.extend(opts.env.iter().cloned());
+        let process = bundle::process(&bundle::ProcessConfig {
+            args: opts.command.clone(),
+            env,
+            cwd: opts.workdir.clone().unwrap_or(c.config.working_dir.clone()),
+            uid: ids.uid,
+            gid: ids.gid,
+            additional_gids: ids.additional_gids,
+            terminal: opts.tty,
+        })?;
+        let path = self
+            .bundle(c.id())
+            .join(format!("exec-{}.json", strata_store::fsutil::random_hex(8)));
+        let bytes = serde_json::to_vec(&process).expect("processes serialize");
+        std::fs::write(&path, bytes).map_err(io_at(&path))?;
+        let runtime = Runc::new(&c.config.runtime);
+        let mut cmd = runtime.exec_command(c.id(), &path, opts.detach);
+        if !opts.interactive {
+            cmd.stdin(Stdio::null());
+        }
+        let status = cmd.status().map_err(io_at(runtime.name()));
+        let _ = std::fs::remove_file(&path);
+        Ok(strata_runtime::monitor::exit_code(status?))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub command: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub tty: bool,
+    pub interactive: bool,
+    pub detach: bool,
+}
+
+fn ready_pipe() -> Result<(std::fs::File, OwnedFd)> {
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| io_at("pipe")(e.into()))?;
+    Ok((std::fs::File::from(r), w))
+}

@@ -1,0 +1,206 @@
+//! What a container is doing (from its state file, with no daemon to ask),
+//! `ps`, `inspect`.
+
+use serde_json::{Value, json};
+use strata_runtime::Runtime;
+use strata_runtime::state::{self, RunState};
+
+use crate::config::MountKind;
+use crate::{Container, Containers, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Created,
+    Running {
+        started_at: String,
+        pid: i32,
+    },
+    Exited {
+        code: i32,
+        finished_at: String,
+        started_at: String,
+    },
+}
+
+impl Status {
+    pub fn is_running(&self) -> bool {
+        matches!(self, Status::Running { .. })
+    }
+
+    /// Docker's `State.Status` word.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running { .. } => "running",
+            Status::Exited { .. } => "exited",
+        }
+    }
+}
+
+/// A `ps` row.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub container: Container,
+    pub status: Status,
+}
+
+/// One line of `diff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Added,
+    Changed,
+    Deleted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub kind: ChangeKind,
+    pub path: String,
+}
+
+/// The exit code recorded for a container whose monitor died without
+/// writing one (it was killed, or the machine stopped): Docker's choice
+/// for a container whose end nobody saw.
+pub const UNKNOWN_EXIT: i32 = 255;
+
+impl Containers<'_> {
+    /// The container's status. A state file saying "running" is believed
+    /// only while its monitor lives; otherwise the runtime is asked, and a
+    /// container it no longer runs has exited while nobody watched.
+    pub fn status(&self, c: &Container) -> Result<Status> {
+        let Some(s) = state::read(&self.state_file(c.id()))? else {
+            return Ok(Status::Created);
+        };
+        if !s.running {
+            return Ok(exited(&s, s.exit_code.unwrap_or(UNKNOWN_EXIT)));
+        }
+        if state::alive(s.monitor_pid, s.monitor_start) {
+            return Ok(Status::Running {
+                started_at: s.started_at,
+                pid: s.pid,
+            });
+        }
+        let runtime = strata_runtime::Runc::new(&c.config.runtime);
+        match runtime.state(c.id())? {
+            Some(rs) if rs.status == "running" => Ok(Status::Running {
+                started_at: s.started_at,
+                pid: rs.pid,
+            }),
+            _ => Ok(exited(&s, UNKNOWN_EXIT)),
+        }
+    }
+
+    /// `ps`: running containers (`all`: every container), newest first.
+    pub fn list(&self, all: bool) -> Result<Vec<Summary>> {
+        let mut rows = Vec::new();
+        for container in self.all()? {
+            let status = self.status(&container)?;
+            if all || status.is_running() {
+                rows.push(Summary { container, status });
+            }
+        }
+        Ok(rows)
+    }
+
+    /// `inspect`, in Docker's shape (the fields people script against).
+    pub fn inspect(&self, s: &str) -> Result<Value> {
+        let c = self.get(s)?;
+        let status = self.status(&c)?;
+        let (started, finished, code, pid) = match &status {
+            Status::Created => (None, None, 0, 0),
+            Status::Running { started_at, pid } => (Some(started_at.clone()), None, 0, *pid),
+            Status::Exited {
+                code,
+                finished_at,
+                started_at,
+            } => (
+                Some(started_at.clone()),
+                Some(finished_at.clone()),
+                *code,
+                0,
+            ),
+        };
+        let cfg = &c.config;
+        let mounts: Vec<Value> = cfg.mounts.iter().map(|m| self.mount_json(m)).collect();
+        Ok(json!({
+            "Id": c.row.id,
+            "Name": format!("/{}", c.row.name),
+            "Created": c.row.created,
+            "Path": cfg.args.first(),
+            "Args": cfg.args.get(1..).unwrap_or_default(),
+            "Image": c.row.image,
+            "State": {
+                "Status": status.word(),
+                "Running": status.is_running(),
+                "Pid": pid,
+                "ExitCode": code,
+                "StartedAt": started.unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+                "FinishedAt": finished.unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+            },
+            "LogPath": self.log_file(c.id()),
+            "HostConfig": {
+                "AutoRemove": cfg.auto_remove,
+                "ReadonlyRootfs": cfg.read_only,
+                "NetworkMode": cfg.network,
+                "Runtime": cfg.runtime,
+            },
+            "GraphDriver": {
+                "Name": self.store.recorded_driver()?.unwrap_or_default(),
+                "Data": {"MergedDir": self.rootfs(c.id())},
+            },
+            "Mounts": mounts,
+            "Config": {
+                "Hostname": cfg.hostname,
+                "User": cfg.user,
+                "Tty": cfg.tty,
+                "OpenStdin": cfg.open_stdin,
+                "Env": cfg.env,
+                "Cmd": cfg.args,
+                "Image": cfg.image_name,
+                "WorkingDir": cfg.working_dir,
+                "Labels": cfg.labels,
+                "StopSignal": cfg.stop_signal,
+                "StopTimeout": cfg.stop_timeout,
+            },
+        }))
+    }
+
+    fn mount_json(&self, m: &crate::MountPoint) -> Value {
+        let (name, source, driver, propagation) = match &m.kind {
+            MountKind::Volume { name, subpath, .. } => {
+                let mut src = self.volumes.mountpoint(name);
+                if let Some(sp) = subpath {
+                    src = src.join(sp);
+                }
+                (Some(name.clone()), src.display().to_string(), "local", "")
+            }
+            MountKind::Bind {
+                source,
+                propagation,
+            } => (None, source.display().to_string(), "", propagation.as_str()),
+            MountKind::Tmpfs { .. } => (None, String::new(), "", ""),
+        };
+        let mut v = json!({
+            "Type": m.type_name(),
+            "Source": source,
+            "Destination": m.target,
+            "Mode": "",
+            "RW": !m.readonly,
+            "Propagation": propagation,
+        });
+        if let Some(name) = name {
+            v["Name"] = json!(name);
+            v["Driver"] = json!(driver);
+            v["Mode"] = json!("z");
+        }
+        v
+    }
+}
+
+fn exited(s: &RunState, code: i32) -> Status {
+    Status::Exited {
+        code,
+        finished_at: s.finished_at.clone().unwrap_or_default(),
+        started_at: s.started_at.clone(),
+    }
+}

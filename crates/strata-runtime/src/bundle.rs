@@ -1,0 +1,218 @@
+//! The OCI runtime bundle: `config.json` beside the root filesystem.
+//!
+//! What Docker gives a container by default, and nothing this host cannot
+//! do: namespaces mount, pid, ipc, uts and (unless the host's network is
+//! asked for) net; Docker's default capabilities; the usual masked and
+//! read-only paths; and no rlimits, since raising one needs
+//! CAP_SYS_RESOURCE and the processes keep the limits they inherit.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    Capabilities, LinuxCapabilities, LinuxNamespace, LinuxNamespaceType, Mount, Process, Root,
+    Spec, User,
+};
+
+use crate::{Result, RuntimeError, io_at};
+
+/// Docker's default capability set.
+const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// The process to run (the container's, or one `exec` adds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessConfig {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub terminal: bool,
+}
+
+/// Everything the bundle's `config.json` says.
+#[derive(Debug, Clone)]
+pub struct BundleConfig {
+    pub rootfs: PathBuf,
+    pub readonly: bool,
+    pub hostname: String,
+    pub host_network: bool,
+    pub process: ProcessConfig,
+    /// Mounts after the defaults (/proc, /dev, ...), in order.
+    pub mounts: Vec<Mount>,
+}
+
+/// The process part of a spec; `exec` writes it alone as `process.json`.
+pub fn process(cfg: &ProcessConfig) -> Result<Process> {
+    let spec_err = |e: serde_json::Error| RuntimeError::Spec(e.to_string());
+    let caps: Capabilities =
+        serde_json::from_value(serde_json::json!(DEFAULT_CAPS)).map_err(spec_err)?;
+    let mut capabilities = LinuxCapabilities::default();
+    capabilities.set_bounding(Some(caps.clone()));
+    capabilities.set_effective(Some(caps.clone()));
+    capabilities.set_permitted(Some(caps));
+    capabilities.set_inheritable(None);
+    capabilities.set_ambient(None);
+    let mut user = User::default();
+    user.set_uid(cfg.uid);
+    user.set_gid(cfg.gid);
+    if !cfg.additional_gids.is_empty() {
+        user.set_additional_gids(Some(cfg.additional_gids.clone()));
+    }
+    let mut p = Process::default();
+    p.set_args(Some(cfg.args.clone()));
+    p.set_env(Some(cfg.env.clone()));
+    p.set_cwd(PathBuf::from(&cfg.cwd));
+    p.set_user(user);
+    p.set_terminal(Some(cfg.terminal));
+    p.set_rlimits(None);
+    p.set_capabilities(Some(capabilities));
+    p.set_no_new_privileges(Some(false));
+    Ok(p)
+}
+
+/// The whole runtime spec of a container.
+pub fn spec(cfg: &BundleConfig) -> Result<Spec> {
+    let mut spec = Spec::default();
+    let mut root = Root::default();
+    root.set_path(cfg.rootfs.clone());
+    root.set_readonly(Some(cfg.readonly));
+    spec.set_root(Some(root));
+    spec.set_hostname(Some(cfg.hostname.clone()));
+    spec.set_process(Some(process(&cfg.process)?));
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    if cfg.host_network {
+        // sysfs belongs to a network namespace; without our own, bind the
+        // host's read-only, as runc's own rootless spec does.
+        for m in mounts
+            .iter_mut()
+            .filter(|m| m.destination() == Path::new("/sys"))
+        {
+            m.set_typ(Some("bind".into()));
+            m.set_source(Some("/sys".into()));
+            m.set_options(Some(
+                ["rbind", "nosuid", "noexec", "nodev", "ro"]
+                    .map(String::from)
+                    .to_vec(),
+            ));
+        }
+    }
+    mounts.extend(cfg.mounts.iter().cloned());
+    spec.set_mounts(Some(mounts));
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let namespaces: Vec<LinuxNamespace> = linux
+        .namespaces()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|ns| match ns.typ() {
+            LinuxNamespaceType::Network => !cfg.host_network,
+            // The host is cgroup v1 hybrid: stay in the host's cgroup
+            // namespace, as Docker does there.
+            LinuxNamespaceType::Cgroup => false,
+            _ => true,
+        })
+        .collect();
+    linux.set_namespaces(Some(namespaces));
+    spec.set_linux(Some(linux));
+    Ok(spec)
+}
+
+/// A mount of `source` at `destination` with `options`.
+pub fn mount(destination: &str, typ: &str, source: &Path, options: &[String]) -> Mount {
+    let mut m = Mount::default();
+    m.set_destination(PathBuf::from(destination));
+    m.set_typ(Some(typ.to_owned()));
+    m.set_source(Some(source.to_owned()));
+    m.set_options(Some(options.to_vec()));
+    m
+}
+
+/// Writes `config.json` into `dir` (atomically: a reader never sees half).
+pub fn write(dir: &Path, spec: &Spec) -> Result<()> {
+    let path = dir.join("config.json");
+    let bytes = serde_json::to_vec(spec).map_err(|e| RuntimeError::Spec(e.to_string()))?;
+    strata_store::fsutil::write_atomic(&path, &bytes).map_err(io_at(&path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(host_network: bool) -> BundleConfig {
+        BundleConfig {
+            rootfs: "/r".into(),
+            readonly: true,
+            hostname: "h".into(),
+            host_network,
+            process: ProcessConfig {
+                args: vec!["true".into()],
+                env: vec!["A=1".into()],
+                cwd: "/".into(),
+                uid: 1,
+                gid: 2,
+                additional_gids: vec![],
+                terminal: false,
+            },
+            mounts: vec![mount("/data", "bind", Path::new("/v"), &["rbind".into()])],
+        }
+    }
+
+    fn namespaces(spec: &Spec) -> Vec<LinuxNamespaceType> {
+        let mut n: Vec<_> = spec
+            .linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|n| n.typ())
+            .collect();
+        n.sort_by_key(|t| format!("{t:?}"));
+        n
+    }
+
+    #[test]
+    fn namespaces_follow_the_network_choice() {
+        use LinuxNamespaceType::*;
+        assert_eq!(
+            namespaces(&spec(&config(false)).unwrap()),
+            vec![Ipc, Mount, Network, Pid, Uts]
+        );
+        assert_eq!(
+            namespaces(&spec(&config(true)).unwrap()),
+            vec![Ipc, Mount, Pid, Uts]
+        );
+    }
+
+    #[test]
+    fn no_rlimits_and_dockers_capabilities() {
+        let s = spec(&config(false)).unwrap();
+        let json = serde_json::to_value(&s).unwrap();
+        assert!(json["process"].get("rlimits").is_none(), "{json}");
+        let caps = json["process"]["capabilities"]["bounding"]
+            .as_array()
+            .unwrap();
+        assert_eq!(caps.len(), DEFAULT_CAPS.len());
+        assert_eq!(json["root"]["readonly"], true);
+        assert_eq!(json["process"]["user"]["uid"], 1);
+        let last = json["mounts"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(last["destination"], "/data");
+    }
+}

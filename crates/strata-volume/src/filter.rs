@@ -1,0 +1,113 @@
+//! `volume ls --filter`, with Docker's keys.
+
+use std::str::FromStr;
+
+use strata_store::meta::volumes::VolumeRow;
+
+use crate::VolumeError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    /// `dangling=true`: used by no container.
+    Dangling(bool),
+    /// `name=TEXT`: the name contains TEXT (Docker matches substrings).
+    Name(String),
+    /// `label=KEY` or `label=KEY=VALUE`.
+    Label(String, Option<String>),
+    Driver(String),
+}
+
+impl FromStr for Filter {
+    type Err = VolumeError;
+
+    fn from_str(s: &str) -> Result<Filter, VolumeError> {
+        let bad = || VolumeError::Filter(s.to_owned());
+        let (key, value) = s.split_once('=').ok_or_else(bad)?;
+        Ok(match key {
+            "dangling" => Filter::Dangling(match value {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => return Err(bad()),
+            }),
+            "name" => Filter::Name(value.to_owned()),
+            "label" => match value.split_once('=') {
+                Some((k, v)) => Filter::Label(k.to_owned(), Some(v.to_owned())),
+                None => Filter::Label(value.to_owned(), None),
+            },
+            "driver" => Filter::Driver(value.to_owned()),
+            _ => return Err(bad()),
+        })
+    }
+}
+
+impl Filter {
+    pub(crate) fn matches(&self, v: &VolumeRow, dangling: bool) -> bool {
+        match self {
+            Filter::Dangling(want) => dangling == *want,
+            Filter::Name(text) => v.name.contains(text.as_str()),
+            Filter::Label(k, want) => v
+                .labels
+                .get(k)
+                .is_some_and(|have| want.as_ref().is_none_or(|w| w == have)),
+            Filter::Driver(d) => &v.driver == d,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, labels: &[(&str, &str)]) -> VolumeRow {
+        VolumeRow {
+            name: name.into(),
+            driver: "local".into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            options: Default::default(),
+            anonymous: false,
+            created: String::new(),
+        }
+    }
+
+    fn check(filter: &str, volume: &VolumeRow, dangling: bool, expected: bool) {
+        let f: Filter = filter.parse().unwrap();
+        assert_eq!(
+            f.matches(volume, dangling),
+            expected,
+            "{filter} on {volume:?}"
+        );
+    }
+
+    #[test]
+    fn filters_match_like_docker() {
+        let data = row("data_volume", &[("env", "prod"), ("tier", "")]);
+        for (filter, dangling, expected) in [
+            ("dangling=true", true, true),
+            ("dangling=true", false, false),
+            ("dangling=0", true, false),
+            ("name=data", false, true),
+            ("name=volume", false, true),
+            ("name=other", false, false),
+            ("label=env", false, true),
+            ("label=env=prod", false, true),
+            ("label=env=dev", false, false),
+            ("label=tier", false, true),
+            ("label=missing", false, false),
+            ("driver=local", false, true),
+            ("driver=rexray", false, false),
+        ] {
+            check(filter, &data, dangling, expected);
+        }
+    }
+
+    #[test]
+    fn bad_filters_are_refused() {
+        for bad in ["dangling", "dangling=maybe", "size=1", "=x"] {
+            let err = bad.parse::<Filter>().unwrap_err().to_string();
+            assert!(err.contains(&format!("'{bad}'")), "{err}");
+        }
+    }
+}

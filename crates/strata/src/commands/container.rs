@@ -1,0 +1,472 @@
+//! Container commands: create, run, start, stop, kill, rm, ps, logs, wait,
+//! exec, diff, commit, export, cp, rename, container prune, inspect.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde_json::json;
+use strata_container::{
+    ChangeKind, Containers, CreateOptions, ExecOptions, Started, Status, short,
+};
+use strata_image::commit::CommitOptions;
+use strata_image::{Reference, Store};
+
+use crate::cli::*;
+use crate::output::{Table, ago, template};
+use crate::progress::for_terminal;
+
+/// A command's wish to end with a given exit code (the container's).
+#[derive(Debug, thiserror::Error)]
+#[error("exit status {0}")]
+pub struct Exit(pub i32);
+
+/// What the container commands need besides the store.
+pub struct Ctx<'a> {
+    pub store: &'a Store,
+    pub runtime: &'a Path,
+    /// How to start a monitor for a container ID.
+    pub monitor: &'a dyn Fn(&str, bool) -> std::process::Command,
+}
+
+impl Ctx<'_> {
+    fn containers(&self) -> Containers<'_> {
+        Containers::new(self.store)
+    }
+}
+
+fn create_options(ctx: &Ctx, a: &CreateArgs) -> anyhow::Result<CreateOptions> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let mut mounts = Vec::new();
+    for v in &a.volume {
+        mounts.push(strata_mountspec::parse_volume(v).with_context(|| format!("-v {v}"))?);
+    }
+    for m in &a.mount {
+        mounts
+            .push(strata_mountspec::parse_mount(m, &cwd).with_context(|| format!("--mount {m}"))?);
+    }
+    for t in &a.tmpfs {
+        mounts.push(strata_mountspec::parse_tmpfs(t).with_context(|| format!("--tmpfs {t}"))?);
+    }
+    let mut env = Vec::new();
+    for file in &a.env_file {
+        env.extend(env_file(file)?);
+    }
+    env.extend(a.env.iter().cloned());
+    let mut labels = std::collections::BTreeMap::new();
+    for l in &a.label {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        labels.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(CreateOptions {
+        image: a.image.clone(),
+        name: a.name.clone(),
+        command: a.command.clone(),
+        entrypoint: a.entrypoint.clone(),
+        env,
+        workdir: a.workdir.clone(),
+        user: a.user.clone(),
+        tty: a.tty,
+        interactive: a.interactive,
+        read_only: a.read_only,
+        network: Some(a.network.clone()),
+        hostname: a.hostname.clone(),
+        mounts,
+        volumes_from: a.volumes_from.clone(),
+        volume_driver: a.volume_driver.clone(),
+        labels,
+        stop_timeout: a.stop_timeout,
+        auto_remove: a.rm,
+        runtime: a.runtime.clone().unwrap_or_else(|| ctx.runtime.to_owned()),
+    })
+}
+
+/// `--env-file`: KEY=VALUE lines; blank lines and `#` comments skipped.
+fn env_file(path: &Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading env file {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect())
+}
+
+pub fn create(ctx: &Ctx, a: &CreateArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let c = ctx.containers().create(&create_options(ctx, a)?)?;
+    writeln!(out, "{}", c.id())?;
+    Ok(())
+}
+
+pub fn run(ctx: &Ctx, a: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let containers = ctx.containers();
+    let c = containers.create(&create_options(ctx, &a.create)?)?;
+    let monitor = |id: &str| (ctx.monitor)(id, !a.detach);
+    if a.detach {
+        containers.start(c.id(), false, &monitor)?;
+        writeln!(out, "{}", c.id())?;
+        return Ok(());
+    }
+    out.flush()?;
+    let Started::Attached(mut child) = containers.start(c.id(), true, &monitor)? else {
+        bail!("container {} did not start attached", c.name());
+    };
+    let raw = a.create.tty.then(RawTerminal::enter).flatten();
+    let status = child
+        .wait()
+        .context("waiting for the container's monitor")?;
+    drop(raw);
+    let code = strata_runtime::monitor::exit_code(status);
+    if code != 0 {
+        return Err(Exit(code).into());
+    }
+    Ok(())
+}
+
+/// The user's terminal in raw mode while a `-t` container has it; restored
+/// when dropped.
+struct RawTerminal(rustix::termios::Termios);
+
+impl RawTerminal {
+    fn enter() -> Option<RawTerminal> {
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            return None;
+        }
+        let saved = rustix::termios::tcgetattr(&stdin).ok()?;
+        let mut raw = saved.clone();
+        raw.make_raw();
+        rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &raw).ok()?;
+        Some(RawTerminal(saved))
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        let _ = rustix::termios::tcsetattr(
+            std::io::stdin(),
+            rustix::termios::OptionalActions::Now,
+            &self.0,
+        );
+    }
+}
+
+pub fn start(ctx: &Ctx, a: &StartArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let containers = ctx.containers();
+    if a.attach {
+        let [name] = a.containers.as_slice() else {
+            bail!("you cannot start and attach multiple containers at once");
+        };
+        let monitor = |id: &str| (ctx.monitor)(id, true);
+        if let Started::Attached(mut child) = containers.start(name, true, &monitor)? {
+            let code = strata_runtime::monitor::exit_code(child.wait()?);
+            if code != 0 {
+                return Err(Exit(code).into());
+            }
+        }
+        return Ok(());
+    }
+    let monitor = |id: &str| (ctx.monitor)(id, false);
+    for_each(&a.containers, out, |name| {
+        containers.start(name, false, &monitor)?;
+        Ok(name.to_owned())
+    })
+}
+
+/// Runs `f` on every name, printing what it returns; reports every
+/// failure and fails at the end if any did, as Docker's commands do.
+fn for_each(
+    names: &[String],
+    out: &mut dyn Write,
+    mut f: impl FnMut(&str) -> anyhow::Result<String>,
+) -> anyhow::Result<()> {
+    let mut failed = 0;
+    for name in names {
+        match f(name) {
+            Ok(line) => writeln!(out, "{line}")?,
+            Err(e) => {
+                eprintln!("Error: {}", crate::message(&e));
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} failed", names.len());
+    }
+    Ok(())
+}
+
+pub fn stop(ctx: &Ctx, a: &StopArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let containers = ctx.containers();
+    for_each(&a.containers, out, |name| {
+        containers.stop(name, a.time)?;
+        Ok(name.to_owned())
+    })
+}
+
+pub fn kill(ctx: &Ctx, a: &KillArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let containers = ctx.containers();
+    for_each(&a.containers, out, |name| {
+        containers.kill(name, &a.signal)?;
+        Ok(name.to_owned())
+    })
+}
+
+pub fn rm(ctx: &Ctx, a: &RmArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let containers = ctx.containers();
+    for_each(&a.containers, out, |name| {
+        containers.remove(name, a.force, a.volumes)?;
+        Ok(name.to_owned())
+    })
+}
+
+pub fn wait(ctx: &Ctx, a: &ContainersArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let containers = ctx.containers();
+    for_each(&a.containers, out, |name| {
+        Ok(containers.wait(name)?.to_string())
+    })
+}
+
+pub fn prune(ctx: &Ctx, out: &mut dyn Write) -> anyhow::Result<()> {
+    let removed = ctx.containers().prune()?;
+    if !removed.is_empty() {
+        writeln!(out, "Deleted Containers:")?;
+        for id in &removed {
+            writeln!(out, "{id}")?;
+        }
+    }
+    Ok(())
+}
+
+fn status_text(s: &Status) -> String {
+    match s {
+        Status::Created => "Created".into(),
+        Status::Running { started_at, .. } => {
+            format!("Up {}", ago(Some(started_at)).trim_end_matches(" ago"))
+        }
+        Status::Exited {
+            code, finished_at, ..
+        } => format!("Exited ({code}) {}", ago(Some(finished_at))),
+    }
+}
+
+pub fn ps(ctx: &Ctx, a: &PsArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let rows = ctx.containers().list(a.all)?;
+    let id = |s: &str| {
+        if a.no_trunc {
+            s.to_owned()
+        } else {
+            short(s).to_owned()
+        }
+    };
+    if a.quiet {
+        for r in &rows {
+            writeln!(out, "{}", id(r.container.id()))?;
+        }
+        return Ok(());
+    }
+    let command = |args: &[String]| {
+        let c = format!("\"{}\"", args.join(" "));
+        if a.no_trunc || c.len() <= 22 {
+            c
+        } else {
+            format!("{}…\"", &c[..20])
+        }
+    };
+    if a.format == OutputFormat::Json {
+        for r in &rows {
+            let c = &r.container;
+            let v = json!({
+                "ID": id(c.id()),
+                "Image": c.config.image_name,
+                "Command": command(&c.config.args),
+                "CreatedAt": c.row.created,
+                "State": r.status.word(),
+                "Status": status_text(&r.status),
+                "Names": c.name(),
+                "Labels": c.config.labels,
+            });
+            writeln!(out, "{v}")?;
+        }
+        return Ok(());
+    }
+    let mut table = Table::new(&[
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "NAMES",
+    ]);
+    for r in &rows {
+        let c = &r.container;
+        table.row(vec![
+            id(c.id()),
+            c.config.image_name.clone(),
+            command(&c.config.args),
+            ago(Some(&c.row.created)),
+            status_text(&r.status),
+            c.name().to_owned(),
+        ]);
+    }
+    table.print(out)?;
+    Ok(())
+}
+
+pub fn logs(ctx: &Ctx, a: &LogsArgs) -> anyhow::Result<()> {
+    let containers = ctx.containers();
+    let c = containers.get(&a.container)?;
+    let opts = strata_runtime::logs::ReadOptions {
+        follow: a.follow,
+        timestamps: a.timestamps,
+        tail: a.tail,
+    };
+    let finished = || {
+        !containers
+            .status(&c)
+            .map(|s| s.is_running())
+            .unwrap_or(false)
+    };
+    strata_runtime::logs::read(
+        &containers.log_file(c.id()),
+        &opts,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+        &finished,
+    )
+    .with_context(|| format!("reading the logs of {}", c.name()))
+}
+
+pub fn exec(ctx: &Ctx, a: &ExecArgs) -> anyhow::Result<()> {
+    let code = ctx.containers().exec(
+        &a.container,
+        &ExecOptions {
+            command: a.command.clone(),
+            env: a.env.clone(),
+            workdir: a.workdir.clone(),
+            user: a.user.clone(),
+            tty: a.tty,
+            interactive: a.interactive,
+            detach: a.detach,
+        },
+    )?;
+    if code != 0 {
+        return Err(Exit(code).into());
+    }
+    Ok(())
+}
+
+pub fn diff(ctx: &Ctx, a: &ContainerArg, out: &mut dyn Write) -> anyhow::Result<()> {
+    for change in ctx.containers().diff(&a.container)? {
+        let k = match change.kind {
+            ChangeKind::Added => 'A',
+            ChangeKind::Changed => 'C',
+            ChangeKind::Deleted => 'D',
+        };
+        writeln!(out, "{k} {}", change.path)?;
+    }
+    Ok(())
+}
+
+pub fn commit(ctx: &Ctx, a: &CommitArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let name: Option<Reference> = a.reference.as_deref().map(str::parse).transpose()?;
+    let progress = for_terminal(false);
+    let id = ctx.containers().commit(
+        &a.container,
+        &CommitOptions {
+            author: a.author.clone(),
+            message: a.message.clone(),
+            changes: a.changes.clone(),
+            created_by: String::new(),
+        },
+        name.as_ref(),
+        progress.as_ref(),
+    )?;
+    writeln!(out, "{id}")?;
+    Ok(())
+}
+
+pub fn export(ctx: &Ctx, a: &ExportArgs) -> anyhow::Result<()> {
+    let containers = ctx.containers();
+    match &a.output {
+        Some(path) => {
+            let tmp = PathBuf::from(format!("{}.partial", path.display()));
+            let mut file = std::fs::File::create(&tmp)
+                .with_context(|| format!("creating {}", tmp.display()))?;
+            containers.export(&a.container, &mut file)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+        }
+        None => {
+            if std::io::stdout().is_terminal() {
+                bail!("refusing to write a tar to a terminal; use -o FILE or redirect the output");
+            }
+            containers.export(&a.container, &mut std::io::stdout())?;
+        }
+    }
+    Ok(())
+}
+
+pub fn cp(ctx: &Ctx, a: &CpArgs) -> anyhow::Result<()> {
+    use strata_container::files::CopyEnd;
+    ctx.containers()
+        .copy(&CopyEnd::parse(&a.source), &CopyEnd::parse(&a.destination))?;
+    Ok(())
+}
+
+pub fn rename(ctx: &Ctx, a: &RenameArgs) -> anyhow::Result<()> {
+    ctx.containers().rename(&a.container, &a.new_name)?;
+    Ok(())
+}
+
+/// `inspect`: containers by name or ID, then images.
+pub fn inspect(
+    ctx: &Ctx,
+    a: &InspectArgs,
+    images_too: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let containers = ctx.containers();
+    let mut found = Vec::new();
+    let mut failed = false;
+    for name in &a.images {
+        let v = match containers.inspect(name) {
+            Ok(v) => Ok(v),
+            Err(strata_container::ContainerError::NotFound(_)) if images_too => ctx
+                .store
+                .inspect(name)
+                .map_err(|_| anyhow::anyhow!("no such object: {name}")),
+            Err(e) => Err(e.into()),
+        };
+        match v {
+            Ok(v) => found.push(v),
+            Err(e) => {
+                eprintln!("Error: {}", crate::message(&e));
+                failed = true;
+            }
+        }
+    }
+    match &a.format {
+        Some(tpl) => {
+            for v in &found {
+                writeln!(out, "{}", template(tpl, v)?)?;
+            }
+        }
+        None => writeln!(
+            out,
+            "{}",
+            crate::output::pretty_json(&serde_json::Value::Array(found))
+        )?,
+    }
+    if failed {
+        bail!("not everything named could be inspected");
+    }
+    Ok(())
+}
+
+/// The hidden `container-monitor`: watch one container to its end.
+pub fn monitor(ctx: &Ctx, a: &MonitorArgs) -> anyhow::Result<()> {
+    let code = ctx.containers().monitor(&a.id, a.attached)?;
+    Err(Exit(code).into())
+}

@@ -1,0 +1,485 @@
+//! Containers and volumes end to end, through real runc: the seed scenario
+//! (data in a volume survives `rm`, data in the writable layer does not),
+//! copy-on-write, volumes' lifecycle, the daemonless state, and the
+//! container file commands.
+
+mod common;
+
+use common::Strata;
+use common::archive::Tar;
+
+/// A busybox image with the applets these tests use, a volume declared
+/// at /vol, and content at /var/lib/data (owned 33:33, mode 0750) for
+/// copy-up.
+fn image(s: &Strata, name: &str) {
+    let busybox = std::fs::read("/bin/busybox").expect("install busybox-static (scripts/setup)");
+    let mut t = Tar::new();
+    t.dir("bin", 0o755)
+        .file_mode("bin/busybox", &busybox, 0o755, 0, 0);
+    for applet in [
+        "sh", "ls", "cat", "echo", "mkdir", "rm", "sleep", "stat", "hostname", "id", "ln", "touch",
+        "true",
+    ] {
+        t.symlink(&format!("bin/{applet}"), "busybox");
+    }
+    t.dir("etc", 0o755)
+        .file(
+            "etc/passwd",
+            b"root:x:0:0:root:/root:/bin/sh\nwww:x:33:33::/:/bin/sh\n",
+        )
+        .file("etc/group", b"root:x:0:\nwww:x:33:\n")
+        .file("etc/motd", b"from the image\n")
+        .dir("tmp", 0o1777)
+        .dir("var", 0o755)
+        .dir("var/lib", 0o755)
+        .dir_owned("var/lib/data", 0o750, 33, 33)
+        .file_mode("var/lib/data/seed", b"seeded\n", 0o640, 33, 33);
+    let tar = s.path(&format!("{name}.tar"));
+    std::fs::write(&tar, t.build()).unwrap();
+    s.ok(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        "-c",
+        "VOLUME /vol",
+        tar.to_str().unwrap(),
+        name,
+    ]);
+}
+
+fn lines(s: &str) -> Vec<&str> {
+    s.lines().collect()
+}
+
+#[test]
+fn seed_scenario_named_volume_survives_rm() {
+    let s = Strata::new();
+    image(&s, "app");
+    s.ok(&["volume", "create", "data_volume"]);
+    s.ok(&[
+        "run",
+        "--name",
+        "first",
+        "-v",
+        "data_volume:/var/lib/data",
+        "app",
+        "sh",
+        "-c",
+        "echo precious > /var/lib/data/db",
+    ]);
+    s.ok(&["rm", "first"]);
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "data_volume:/var/lib/data",
+        "app",
+        "cat",
+        "/var/lib/data/db",
+    ]);
+    assert_eq!(out, "precious\n");
+    // Without a volume, what the container wrote goes with it.
+    s.ok(&[
+        "run",
+        "--name",
+        "scratch",
+        "app",
+        "sh",
+        "-c",
+        "echo gone > /var/lib/data/db",
+    ]);
+    s.ok(&["rm", "scratch"]);
+    let out = s.run(&["run", "--rm", "app", "cat", "/var/lib/data/db"]);
+    assert_eq!(out.status.code(), Some(1), "the file must be gone");
+}
+
+#[test]
+fn seed_scenario_bind_mount() {
+    let s = Strata::new();
+    image(&s, "app");
+    // -v creates a missing host folder, as Docker does.
+    let host = s.path("host-data");
+    let spec = format!("{}:/var/lib/data", host.display());
+    s.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &spec,
+        "app",
+        "sh",
+        "-c",
+        "echo on-host > /var/lib/data/db",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("db")).unwrap(),
+        "on-host\n"
+    );
+    // A bind mount is never filled from the image.
+    assert!(!host.join("seed").exists());
+    let out = s.ok(&["run", "--rm", "-v", &spec, "app", "cat", "/var/lib/data/db"]);
+    assert_eq!(out, "on-host\n");
+    // --mount refuses a missing source, and makes nothing.
+    let missing = s.path("missing");
+    let err = s.fails(&[
+        "run",
+        "--rm",
+        "--mount",
+        &format!("type=bind,src={},dst=/x", missing.display()),
+        "app",
+        "true",
+    ]);
+    assert!(err.contains("bind source path does not exist"), "{err}");
+    assert!(!missing.exists());
+    assert_eq!(s.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn copy_on_write_leaves_the_image_alone() {
+    let s = Strata::new();
+    image(&s, "app");
+    let before = s.image_tree("app");
+    s.ok(&[
+        "create",
+        "--name",
+        "ctr-a",
+        "app",
+        "sh",
+        "-c",
+        "echo changed-by-a > /etc/motd; rm /etc/group; touch /new",
+    ]);
+    s.ok(&["create", "--name", "ctr-b", "app", "cat", "/etc/motd"]);
+    s.ok(&["start", "ctr-a"]);
+    assert_eq!(s.ok(&["wait", "ctr-a"]), "0\n");
+    s.ok(&["start", "ctr-b"]);
+    s.ok(&["wait", "ctr-b"]);
+    assert_eq!(s.ok(&["logs", "ctr-b"]), "from the image\n");
+    assert_eq!(
+        lines(&s.ok(&["diff", "ctr-a"])),
+        ["C /etc", "D /etc/group", "C /etc/motd", "A /new"]
+    );
+    assert_eq!(s.ok(&["diff", "ctr-b"]), "");
+    // The image's layer files are byte for byte what they were.
+    assert_eq!(s.image_tree("app"), before);
+    // A container from the image still sees the original.
+    assert_eq!(
+        s.ok(&["run", "--rm", "app", "cat", "/etc/motd"]),
+        "from the image\n"
+    );
+    // rm removes the writable layer: its snapshot is gone.
+    let snapshots = s.state().snapshots.len();
+    s.ok(&["rm", "ctr-a"]);
+    assert_eq!(s.state().snapshots.len(), snapshots - 1);
+}
+
+#[test]
+fn empty_volumes_are_filled_from_the_image_once() {
+    let s = Strata::new();
+    image(&s, "app");
+    let out = s.ok(&[
+        "run", "--rm", "-v", "filled:/var/lib/data", "app",
+        "sh", "-c", "stat -c '%u:%g %a' /var/lib/data /var/lib/data/seed; cat /var/lib/data/seed; echo new > /var/lib/data/seed",
+    ]);
+    assert_eq!(out, "33:33 750\n33:33 640\nseeded\n");
+    // Not empty any more: never overwritten.
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "filled:/var/lib/data",
+        "app",
+        "cat",
+        "/var/lib/data/seed",
+    ]);
+    assert_eq!(out, "new\n");
+    // nocopy: the volume stays empty.
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "bare:/var/lib/data:nocopy",
+        "app",
+        "ls",
+        "/var/lib/data",
+    ]);
+    assert_eq!(out, "");
+}
+
+#[test]
+fn anonymous_volumes_go_with_rm_v_and_named_ones_stay() {
+    let s = Strata::new();
+    image(&s, "app");
+    // VOLUME /vol gives an anonymous volume; -v /scratch another.
+    s.ok(&[
+        "create",
+        "--name",
+        "ctr",
+        "-v",
+        "/scratch",
+        "-v",
+        "keep:/keep",
+        "app",
+        "true",
+    ]);
+    let all = s.ok(&["volume", "ls", "-q"]);
+    assert_eq!(all.lines().count(), 3, "{all}");
+    let anon = s.ok(&[
+        "volume",
+        "ls",
+        "-q",
+        "--filter",
+        "label=com.docker.volume.anonymous",
+    ]);
+    assert_eq!(anon.lines().count(), 2, "{anon}");
+    // In use by a container (not even running): refused, naming it.
+    let err = s.fails(&["volume", "rm", "keep"]);
+    assert!(err.contains("in use by container ctr"), "{err}");
+    assert_eq!(
+        s.ok(&["volume", "ls", "-q", "--filter", "dangling=true"]),
+        ""
+    );
+    s.ok(&["rm", "-v", "ctr"]);
+    assert_eq!(s.ok(&["volume", "ls", "-q"]), "keep\n");
+    // --rm does the same.
+    s.ok(&["run", "--rm", "app", "true"]);
+    assert_eq!(s.ok(&["volume", "ls", "-q"]), "keep\n");
+    // prune: anonymous only; -a named ones too.
+    s.ok(&["create", "--name", "ctr2", "app", "true"]);
+    s.ok(&["rm", "ctr2"]);
+    assert_eq!(s.ok(&["volume", "ls", "-q"]).lines().count(), 2);
+    s.ok(&["volume", "prune", "-f"]);
+    assert_eq!(s.ok(&["volume", "ls", "-q"]), "keep\n");
+    s.ok(&["volume", "prune", "-a", "-f"]);
+    assert_eq!(s.ok(&["volume", "ls", "-q"]), "");
+}
+
+#[test]
+fn bad_names_and_specs_are_refused_and_change_nothing() {
+    let s = Strata::new();
+    image(&s, "app");
+    let before = s.state();
+    for (args, expected) in [
+        (vec!["volume", "create", "../evil"], "invalid"),
+        (vec!["volume", "create", "a/b"], "invalid"),
+        (vec!["run", "-v", "../evil:/x", "app", "true"], "invalid"),
+        (
+            vec!["run", "-v", "data:relative", "app", "true"],
+            "absolute",
+        ),
+        (
+            vec!["run", "-v", "data:/x:bogus", "app", "true"],
+            "invalid mode",
+        ),
+        (
+            vec![
+                "run",
+                "--mount",
+                "type=volume,dst=/x,bind-propagation=shared",
+                "app",
+                "true",
+            ],
+            "bind-propagation",
+        ),
+        (vec!["run", "--mount", "src=data", "app", "true"], "Target"),
+        (
+            vec!["run", "-v", "va:/x", "-v", "vb:/x", "app", "true"],
+            "duplicate mount point",
+        ),
+        (
+            vec!["run", "--name", "bad/name", "app", "true"],
+            "invalid container name",
+        ),
+        (
+            vec!["run", "--network", "bridge", "app", "true"],
+            "network 'bridge'",
+        ),
+        (
+            vec!["run", "-u", "nobody", "app", "true"],
+            "unable to find user nobody",
+        ),
+        (vec!["volume", "rm", "nope"], "no such volume"),
+        (vec!["rm", "nope"], "no such container"),
+    ] {
+        let err = s.fails(&args);
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    let after = s.state();
+    assert_eq!(after.images, before.images);
+    assert_eq!(after.snapshots, before.snapshots);
+    assert_eq!(s.ok(&["volume", "ls", "-q"]), "");
+    assert_eq!(s.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn exit_codes_logs_and_state_survive_the_command() {
+    let s = Strata::new();
+    image(&s, "app");
+    let out = s.run(&[
+        "run",
+        "--rm",
+        "app",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 7",
+    ]);
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    // Detached: another invocation sees it running, then exited with its
+    // code though no strata command was waiting for it.
+    let id = s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "bg",
+        "app",
+        "sh",
+        "-c",
+        "echo started; sleep 1; exit 5",
+    ]);
+    assert_eq!(id.trim().len(), 64);
+    assert!(s.ok(&["ps"]).contains("bg"));
+    let inspect: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "bg"])).unwrap();
+    assert_eq!(inspect[0]["State"]["Running"], true);
+    std::thread::sleep(std::time::Duration::from_millis(1800));
+    let ps = s.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited (5)"), "{ps}");
+    assert!(!s.ok(&["ps"]).contains("bg"));
+    assert_eq!(s.ok(&["logs", "bg"]), "started\n");
+    assert_eq!(s.ok(&["wait", "bg"]), "5\n");
+    // Restarting keeps the writable layer and appends to the log.
+    s.ok(&["start", "bg"]);
+    assert_eq!(s.ok(&["wait", "bg"]), "5\n");
+    assert_eq!(s.ok(&["logs", "bg"]), "started\nstarted\n");
+    assert_eq!(s.ok(&["logs", "--tail", "1", "bg"]), "started\n");
+}
+
+#[test]
+fn stop_kill_exec_and_rm_of_running_containers() {
+    let s = Strata::new();
+    image(&s, "app");
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--hostname",
+        "webhost",
+        "-e",
+        "GREETING=hi",
+        "app",
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(s.ok(&["exec", "web", "hostname"]), "webhost\n");
+    assert_eq!(
+        s.ok(&["exec", "-e", "X=1", "web", "sh", "-c", "echo $GREETING$X"]),
+        "hi1\n"
+    );
+    assert_eq!(s.ok(&["exec", "-u", "www", "web", "id", "-u"]), "33\n");
+    assert_eq!(
+        s.run(&["exec", "web", "sh", "-c", "exit 4"]).status.code(),
+        Some(4)
+    );
+    let err = s.fails(&["rm", "web"]);
+    assert!(err.contains("running container"), "{err}");
+    // sleep as pid 1 ignores SIGTERM: stop falls back to SIGKILL.
+    s.ok(&["stop", "-t", "1", "web"]);
+    assert!(s.ok(&["ps", "-a"]).contains("Exited (137)"));
+    let err = s.fails(&["kill", "web"]);
+    assert!(err.contains("not running"), "{err}");
+    s.ok(&["start", "web"]);
+    s.ok(&["kill", "web"]);
+    assert_eq!(s.ok(&["wait", "web"]), "137\n");
+    s.ok(&["start", "web"]);
+    s.ok(&["rm", "-f", "web"]);
+    assert_eq!(s.ok(&["ps", "-aq"]), "");
+    // Nothing of it is left mounted or running.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(s.root.to_str().unwrap()),
+        "a mount was left"
+    );
+}
+
+#[test]
+fn commit_export_cp_rename_prune() {
+    let s = Strata::new();
+    image(&s, "app");
+    let host_dir = s.path("host-dir");
+    std::fs::create_dir(&host_dir).unwrap();
+    let script = format!(
+        "mkdir -p /srv && echo built > /srv/out && ln -s / /srv/root-link && ln -s {} /srv/escape",
+        host_dir.display()
+    );
+    s.ok(&["run", "--name", "builder", "app", "sh", "-c", &script]);
+    let id = s.ok(&[
+        "commit",
+        "-c",
+        "CMD [\"cat\", \"/srv/out\"]",
+        "-m",
+        "made",
+        "builder",
+        "app:built",
+    ]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(s.ok(&["run", "--rm", "app:built"]), "built\n");
+    let history = s.ok(&["history", "app:built"]);
+    assert!(
+        history.lines().nth(1).unwrap().contains("sh -c mkdir"),
+        "{history}"
+    );
+    // rmi refuses an image a container uses.
+    let err = s.fails(&["rmi", "app"]);
+    assert!(err.contains("being used by container builder"), "{err}");
+
+    let tar = s.path("export.tar");
+    s.ok(&["export", "-o", tar.to_str().unwrap(), "builder"]);
+    let listing = common::tool("tar", &["-tf", tar.to_str().unwrap()]);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.trim_start_matches("./") == "srv/out"),
+        "{listing}"
+    );
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.trim_start_matches("./") == "etc/motd")
+    );
+
+    // cp both ways; a symlink in the container cannot lead outside it.
+    let host_file = s.path("note");
+    std::fs::write(&host_file, "from host").unwrap();
+    s.ok(&[
+        "cp",
+        host_file.to_str().unwrap(),
+        "builder:/srv/root-link/tmp/",
+    ]);
+    // The host path the link names does not exist inside the container:
+    // refused, and nothing lands on the host.
+    s.fails(&[
+        "cp",
+        host_file.to_str().unwrap(),
+        "builder:/srv/escape/note",
+    ]);
+    assert_eq!(std::fs::read_dir(&host_dir).unwrap().count(), 0);
+    let back = s.path("back");
+    s.ok(&["cp", "builder:/tmp/note", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "from host");
+    let dir_back = s.path("srv-copy");
+    s.ok(&["cp", "builder:/srv", dir_back.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(dir_back.join("out")).unwrap(),
+        "built\n"
+    );
+    assert!(dir_back.join("root-link").is_symlink());
+
+    s.ok(&["rename", "builder", "renamed"]);
+    assert!(s.ok(&["ps", "-a"]).contains("renamed"));
+    let err = s.fails(&["rename", "renamed", "bad/name"]);
+    assert!(err.contains("invalid container name"), "{err}");
+    s.ok(&["container", "prune", "-f"]);
+    assert_eq!(s.ok(&["ps", "-aq"]), "");
+    s.ok(&["rmi", "app:built"]);
+    s.ok(&["rmi", "app"]);
+}
