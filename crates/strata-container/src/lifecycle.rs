@@ -223,7 +223,14 @@ impl Containers<'_> {
             // Removed meanwhile by someone else (its monitor, for --rm).
             return Ok(());
         }
-        let _ = Runc::new(&c.config.runtime).delete(c.id(), true);
+        // `run` removes the runtime's record of a container when it ends;
+        // one is left only if the monitor died while it ran.
+        let state = strata_runtime::state::read(&self.state_file(c.id()))
+            .ok()
+            .flatten();
+        if state.is_some_and(|s| s.running) {
+            let _ = Runc::new(&c.config.runtime).delete(c.id(), true);
+        }
         self.remove_folder(c.id())?;
         match self.store.snapshots()?.remove(&snapshot_key(c.id())) {
             Ok(()) | Err(SnapshotError::NotFound(_)) => {}

@@ -147,7 +147,7 @@ pub fn mount(destination: &str, typ: &str, source: &Path, options: &[String]) ->
 pub fn write(dir: &Path, spec: &Spec) -> Result<()> {
     let path = dir.join("config.json");
     let bytes = serde_json::to_vec(spec).map_err(|e| RuntimeError::Spec(e.to_string()))?;
-    strata_store::fsutil::write_atomic(&path, &bytes).map_err(io_at(&path))
+    strata_store::fsutil::write_replace(&path, &bytes).map_err(io_at(&path))
 }
 
 #[cfg(test)]

@@ -187,7 +187,9 @@ fn wait_started(
             return Ok(status);
         }
         std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(20));
+        // Short waits: this loop also notices the exit of a container that
+        // ran for only milliseconds, and `run` waits on that.
+        pause = (pause * 2).min(Duration::from_millis(4));
     }
 }
 

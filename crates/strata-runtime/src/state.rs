@@ -35,7 +35,7 @@ pub fn read(path: &Path) -> Result<Option<RunState>> {
 
 pub fn write(path: &Path, state: &RunState) -> Result<()> {
     let bytes = serde_json::to_vec(state).expect("state serializes");
-    strata_store::fsutil::write_atomic(path, &bytes).map_err(io_at(path))
+    strata_store::fsutil::write_replace(path, &bytes).map_err(io_at(path))
 }
 
 /// The start time of process `pid` (clock ticks since boot), if it lives.

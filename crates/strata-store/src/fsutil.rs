@@ -11,6 +11,18 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace(path, bytes, true)
+}
+
+/// Writes `bytes` to `path` atomically (a reader sees the old or the new
+/// file, never half) but not durably: for run-time files that a reboot
+/// makes meaningless anyway (a running container's state and bundle),
+/// where two fsyncs would cost more than starting the container.
+pub fn write_replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace(path, bytes, false)
+}
+
+fn replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let temp = dir.join(format!(
         ".{}.{}",
@@ -20,9 +32,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let result = (|| {
         let mut f = File::create_new(&temp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         fs::rename(&temp, path)?;
-        sync_dir(dir)
+        if durable {
+            sync_dir(dir)?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&temp);

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Whole-command benchmarks for containers, side by side in one hyperfine
+# invocation per question:
+#   run     strata run --rm IMG true  vs  raw `runc run` of a busybox bundle
+#           (the floor)  vs  podman run --rm --network none  vs  docker run --rm
+#   create  strata create vs podman create (and docker create), on busybox
+#           and on the 1 GiB / 20,000-file image
+#   commit  strata commit vs podman commit of a container that changed
+#           100 MiB in 1,000 files on top of the 1 GiB image
+#
+# Usage: bench/containers.sh   (as root; ~10 min)
+# Knobs: RUNS=20  STRATA=target/release/strata  SKIP_DOCKER=1
+#        IMAGES_DIR=/var/lib/strata-bench/images (bench/gen_image.py makes it)
+#        BENCH_OUT=bench/out
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/peers.sh"
+
+RUNS=${RUNS:-20}
+STRATA=$(realpath "${STRATA:-$BENCH_DIR/../target/release/strata}")
+IMAGES_DIR=${IMAGES_DIR:-$BENCH_ROOT/images}
+OUT=${BENCH_OUT:-$BENCH_DIR/out}
+W=$BENCH_ROOT/containers
+mkdir -p "$OUT"
+bench_rm "$W"
+mkdir -p "$W"
+
+# The busybox root filesystem every tool runs.
+ROOTFS=$W/rootfs
+mkdir -p "$ROOTFS/bin" "$ROOTFS/etc" "$ROOTFS/proc" "$ROOTFS/dev" "$ROOTFS/sys"
+cp /bin/busybox "$ROOTFS/bin/"
+for a in sh true cat; do ln -s busybox "$ROOTFS/bin/$a"; done
+echo 'root:x:0:0:root:/root:/bin/sh' > "$ROOTFS/etc/passwd"
+tar -C "$ROOTFS" -cf "$W/busybox.tar" .
+
+# Raw runc: the same rootfs as a bundle; runc's own spec, running `true`,
+# with no terminal and no network namespace change from the default.
+BUNDLE=$W/bundle
+mkdir -p "$BUNDLE"
+cp -a "$ROOTFS" "$BUNDLE/rootfs"
+(cd "$BUNDLE" && runc spec)
+python3 - "$BUNDLE/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["process"]["args"] = ["true"]
+c["process"]["terminal"] = False
+c["process"].pop("rlimits", None)
+json.dump(c, open(p, "w"))
+PY
+
+S="$STRATA --root $W/strata"
+$S import -c 'CMD ["sh"]' "$W/busybox.tar" bb > /dev/null
+PODMAN=$(podman_cmd "$W/podman")
+$PODMAN import "$W/busybox.tar" bb > /dev/null
+if [ -z "${SKIP_DOCKER:-}" ]; then
+  docker_start "$W/docker"
+  trap docker_stop EXIT
+  "$DOCKER" import "$W/busybox.tar" bb > /dev/null
+fi
+
+peers_run=(-n podman "$PODMAN run --rm --network none bb true")
+peers_create=(-n podman "$PODMAN create --network none bb true")
+if [ -z "${SKIP_DOCKER:-}" ]; then
+  peers_run+=(-n docker "$DOCKER run --rm --network none bb true")
+  peers_create+=(-n docker "$DOCKER create --network none bb true")
+fi
+
+echo "== run --rm (busybox, true)"
+hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$OUT/run.json" \
+  -n runc "runc --root $BENCH_RUN/runc run --bundle $BUNDLE bench-floor" \
+  -n strata "$S run --rm bb true" \
+  "${peers_run[@]}"
+
+echo "== create (busybox)"
+hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$OUT/create-busybox.json" \
+  -n strata "$S create bb true" \
+  "${peers_create[@]}"
+
+# The 1 GiB image of 20,000 files, for create and commit.
+$S load -q -i "$IMAGES_DIR/small-files.oci.tar" > "$W/strata-load.txt"
+BIG=$(awk '/Loaded image/ {print $NF}' "$W/strata-load.txt")
+$PODMAN load -q -i "$IMAGES_DIR/small-files.oci.tar" > "$W/podman-load.txt"
+PBIG=$(awk '/Loaded image/ {print $NF}' "$W/podman-load.txt")
+
+echo "== create (1 GiB, 20,000 files)"
+hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$OUT/create-big.json" \
+  -n strata "$S create $BIG true" \
+  -n podman "$PODMAN create --network none $PBIG true"
+
+# 100 MiB in 1,000 files, copied into one container per tool.
+CHANGE=$W/change
+mkdir -p "$CHANGE"
+for i in $(seq 1000); do head -c 104857 /dev/urandom > "$CHANGE/f$i"; done
+$S create --name changed "$BIG" true > /dev/null
+$S cp "$CHANGE" changed:/change
+$PODMAN create --name changed --network none "$PBIG" true > /dev/null
+$PODMAN cp "$CHANGE" changed:/change
+sync
+
+echo "== commit (100 MiB in 1,000 files on the 1 GiB image)"
+hyperfine -N --warmup 1 --runs "$(( RUNS < 10 ? RUNS : 10 ))" --export-json "$OUT/commit.json" \
+  --prepare sync \
+  -n strata "$S commit changed" \
+  -n podman "$PODMAN commit -q changed"
+
+# The same change on busybox: the cost should follow the change, not the image.
+$S create --name changed-small bb true > /dev/null
+$S cp "$CHANGE" changed-small:/change
+sync
+echo "== commit (the same change on busybox)"
+hyperfine -N --warmup 1 --runs "$(( RUNS < 10 ? RUNS : 10 ))" --export-json "$OUT/commit-small.json" \
+  --prepare sync \
+  -n strata "$S commit changed-small"
+
+for f in run create-busybox create-big commit commit-small; do
+  python3 - "$OUT/$f.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+base = r[0]["median"]
+print(sys.argv[1].rsplit("/", 1)[1], " | ".join(
+    f'{x["command"]} {x["median"]*1000:.1f} ms ({x["median"]/base:.2f}x)' for x in r))
+PY
+done
