@@ -159,7 +159,7 @@ impl Containers<'_> {
             .plan_mounts(opts, &image, &mut made)
             .and_then(|mounts| {
                 config.mounts = mounts;
-                self.materialize(&id, &name, &image_id.to_string(), &config)
+                self.materialize(&id, &name, &image_id, &config)
             });
         match result {
             Ok(c) => Ok(c),
@@ -259,14 +259,13 @@ impl Containers<'_> {
                 nocopy,
                 subpath,
             } => {
-                let existed = name.as_deref().is_some_and(|n| self.volumes.get(n).is_ok());
                 let v = self.volumes.create(&CreateRequest {
                     name: name.clone(),
                     driver: driver.clone().or(default_driver.map(String::from)),
                     labels: labels.clone(),
                     options: options.clone(),
                 })?;
-                if name.is_none() && !existed {
+                if name.is_none() {
                     made.push(v.name.clone());
                 }
                 MountKind::Volume {
@@ -281,7 +280,7 @@ impl Containers<'_> {
                 propagation,
                 create_source,
             } => {
-                if *create_source && !crate::exists(path) {
+                if *create_source && std::fs::symlink_metadata(path).is_err() {
                     std::fs::create_dir_all(path).map_err(io_at(path))?;
                 }
                 MountKind::Bind {
@@ -321,18 +320,13 @@ impl Containers<'_> {
         &self,
         id: &str,
         name: &str,
-        image_id: &str,
+        image_id: &strata_store::Digest,
         config: &ContainerConfig,
     ) -> Result<Container> {
         let top = self
             .store
             .db()
-            .read(|tx| {
-                strata_store::meta::images::image_layers(
-                    tx,
-                    &image_id.parse().expect("an image id"),
-                )
-            })?
+            .read(|tx| strata_store::meta::images::image_layers(tx, image_id))?
             .last()
             .map(|l| l.chain_id.to_string());
         let key = snapshot_key(id);
@@ -362,7 +356,7 @@ impl Containers<'_> {
         let row = ContainerRow {
             id: id.to_owned(),
             name: name.to_owned(),
-            image: image_id.to_owned(),
+            image: image_id.to_string(),
             snapshot: key.clone(),
             config: serde_json::to_string(config).expect("configs serialize"),
             created: strata_store::meta::now(),

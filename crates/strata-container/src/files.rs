@@ -98,11 +98,9 @@ impl Containers<'_> {
 
     /// Streams the writable layer's changes as a layer tar into `with`.
     fn with_changes<T>(
-        &self,
-        c: &Container,
+        layer: &Layer,
         with: impl FnOnce(Box<dyn Read + Send>) -> Result<T>,
     ) -> Result<T> {
-        let layer = self.layer(c)?;
         let (reader, writer) = std::io::pipe().map_err(io_at("pipe"))?;
         std::thread::scope(|s| {
             let producer = s.spawn(|| write_diff(&layer.source(), writer).map(drop));
@@ -123,7 +121,7 @@ impl Containers<'_> {
             .iter()
             .map(|p| fsops::open_dir(p).map_err(io_at(p)))
             .collect::<Result<_>>()?;
-        let mut changes = self.with_changes(&c, |reader| {
+        let mut changes = Self::with_changes(&layer, |reader| {
             let mut tar = TarReader::new(reader);
             let mut changes = Vec::new();
             let bad =
@@ -186,7 +184,7 @@ impl Containers<'_> {
         if opts.created_by.is_empty() {
             opts.created_by = c.config.args.join(" ");
         }
-        let loaded = self.with_changes(&c, |layer| {
+        let loaded = Self::with_changes(&self.layer(&c)?, |layer| {
             Ok(self.store.commit(&parent, layer, &opts, name, progress)?)
         })?;
         Ok(loaded.id)
@@ -294,38 +292,31 @@ fn copy_between(
     dst_root: Option<BorrowedFd>,
     dst: &str,
 ) -> Result<()> {
-    let err = |p: &str| {
-        let p = p.to_owned();
-        move |e: std::io::Error| ContainerError::Io {
-            path: PathBuf::from(p),
-            source: e,
-        }
-    };
-    let (src_dir, src_name) = split(src_root, src).map_err(err(src))?;
+    let (src_dir, src_name) = split(src_root, src).map_err(io_at(src))?;
     let st = fsops::lstat_at(src_dir.as_fd(), &src_name)
-        .map_err(err(src))?
-        .ok_or_else(|| err(src)(std::io::ErrorKind::NotFound.into()))?;
+        .map_err(io_at(src))?
+        .ok_or_else(|| io_at(src)(std::io::ErrorKind::NotFound.into()))?;
     let (dst_dir, dst_name) = match open_dir_at(dst_root, dst) {
         Ok(dir) => (dir, src_name.clone()),
-        Err(_) => split(dst_root, dst).map_err(err(dst))?,
+        Err(_) => split(dst_root, dst).map_err(io_at(dst))?,
     };
     let dst_path = String::from_utf8_lossy(&dst_name).into_owned();
-    let dst_err = err(&dst_path);
+    let dst_err = io_at(&dst_path);
     if fsops::is_dir(&st) {
         rustix::fs::mkdirat(&dst_dir, &dst_name[..], Mode::from_raw_mode(0o700))
             .map_err(|e| dst_err(e.into()))?;
-        let from = fsops::open_child_dir(src_dir.as_fd(), &src_name).map_err(err(src))?;
-        let to = fsops::open_child_dir(dst_dir.as_fd(), &dst_name).map_err(err(dst))?;
-        copy::copy_tree_between(from.as_fd(), to.as_fd()).map_err(err(dst))?;
+        let from = fsops::open_child_dir(src_dir.as_fd(), &src_name).map_err(io_at(src))?;
+        let to = fsops::open_child_dir(dst_dir.as_fd(), &dst_name).map_err(io_at(dst))?;
+        copy::copy_tree_between(from.as_fd(), to.as_fd()).map_err(io_at(dst))?;
         return Ok(());
     }
     if let Ok(Some(existing)) = fsops::lstat_at(dst_dir.as_fd(), &dst_name)
         && !fsops::is_dir(&existing)
     {
         rustix::fs::unlinkat(&dst_dir, &dst_name[..], AtFlags::empty())
-            .map_err(|e| err(dst)(e.into()))?;
+            .map_err(|e| io_at(dst)(e.into()))?;
     }
     copy::copy_entry(src_dir.as_fd(), &src_name, &st, dst_dir.as_fd(), &dst_name)
-        .map_err(err(dst))?;
+        .map_err(io_at(dst))?;
     Ok(())
 }

@@ -23,7 +23,8 @@ mod names;
 mod query;
 mod user;
 
-use std::path::{Path, PathBuf};
+use std::collections::HashSet;
+use std::path::PathBuf;
 
 use strata_image::Store;
 use strata_store::meta::containers::{self as meta, ContainerRow};
@@ -98,6 +99,13 @@ pub struct Container {
 }
 
 impl Container {
+    fn from_row(row: ContainerRow) -> Result<Container> {
+        let config = serde_json::from_str(&row.config).map_err(|e| {
+            ContainerError::Invalid(format!("container {} has a damaged record: {e}", row.name))
+        })?;
+        Ok(Container { row, config })
+    }
+
     pub fn id(&self) -> &str {
         &self.row.id
     }
@@ -114,10 +122,6 @@ impl<'s> Containers<'s> {
             dir: store.root().join("containers"),
             store,
         }
-    }
-
-    pub fn volumes(&self) -> &Volumes {
-        &self.volumes
     }
 
     pub(crate) fn bundle(&self, id: &str) -> PathBuf {
@@ -157,26 +161,13 @@ impl<'s> Containers<'s> {
                 }
             },
         };
-        let config = serde_json::from_str(&row.config).map_err(|e| {
-            ContainerError::Invalid(format!("container {} has a damaged record: {e}", row.name))
-        })?;
-        Ok(Container { row, config })
+        Container::from_row(row)
     }
 
     /// Every container, newest first.
     pub fn all(&self) -> Result<Vec<Container>> {
         let rows = self.store.db().read(|tx| meta::list(tx))?;
-        rows.into_iter()
-            .map(|row| {
-                let config = serde_json::from_str(&row.config).map_err(|e| {
-                    ContainerError::Invalid(format!(
-                        "container {} has a damaged record: {e}",
-                        row.name
-                    ))
-                })?;
-                Ok(Container { row, config })
-            })
-            .collect()
+        rows.into_iter().map(Container::from_row).collect()
     }
 
     /// Container folders and writable layers no record owns (a crash
@@ -202,6 +193,12 @@ impl<'s> Containers<'s> {
         }
         if self.store.recorded_driver()?.is_some() {
             let snapshots = self.store.snapshots()?;
+            let owned: HashSet<String> = self
+                .store
+                .db()
+                .read(|tx| meta::snapshots(tx))?
+                .into_iter()
+                .collect();
             let mut orphans = Vec::new();
             snapshots.walk(&mut |info| {
                 if info
@@ -209,7 +206,7 @@ impl<'s> Containers<'s> {
                     .get(strata_image::unpack::LAYER_LABEL)
                     .map(String::as_str)
                     == Some(SNAPSHOT_OWNER)
-                    && !known.iter().any(|id| snapshot_key(id) == info.key)
+                    && !owned.contains(&info.key)
                 {
                     orphans.push(info.key.clone());
                 }
@@ -249,8 +246,4 @@ pub(crate) fn snapshot_key(id: &str) -> String {
 /// Short IDs, as Docker prints them.
 pub fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
-}
-
-pub(crate) fn exists(path: &Path) -> bool {
-    std::fs::symlink_metadata(path).is_ok()
 }

@@ -169,13 +169,14 @@ impl Containers<'_> {
         let start = Instant::now();
         let mut pause = Duration::from_millis(1);
         loop {
-            if let Status::Exited { code, .. } = self.status(c)? {
-                let monitor = strata_runtime::state::read(&self.state_file(c.id()))?;
-                let monitor_done = monitor
-                    .is_none_or(|s| !strata_runtime::state::alive(s.monitor_pid, s.monitor_start));
-                if monitor_done {
-                    return Ok(Some(code));
-                }
+            let state = strata_runtime::state::read(&self.state_file(c.id()))?;
+            let monitor_done = state
+                .as_ref()
+                .is_none_or(|s| !strata_runtime::state::alive(s.monitor_pid, s.monitor_start));
+            if let Status::Exited { code, .. } = self.status_from(c, state)?
+                && monitor_done
+            {
+                return Ok(Some(code));
             }
             if timeout.is_some_and(|t| start.elapsed() >= t) {
                 return Ok(None);

@@ -68,7 +68,12 @@ impl Containers<'_> {
     /// only while its monitor lives; otherwise the runtime is asked, and a
     /// container it no longer runs has exited while nobody watched.
     pub fn status(&self, c: &Container) -> Result<Status> {
-        let Some(s) = state::read(&self.state_file(c.id()))? else {
+        self.status_from(c, state::read(&self.state_file(c.id()))?)
+    }
+
+    /// The status a read of the state file gives.
+    pub(crate) fn status_from(&self, c: &Container, s: Option<RunState>) -> Result<Status> {
+        let Some(s) = s else {
             return Ok(Status::Created);
         };
         if !s.running {

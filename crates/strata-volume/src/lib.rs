@@ -16,7 +16,7 @@ pub mod copy_up;
 pub mod filter;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::rc::Rc;
 
 use serde::Serialize;
@@ -99,9 +99,6 @@ pub struct CreateRequest {
     pub labels: BTreeMap<String, String>,
     pub options: BTreeMap<String, String>,
 }
-
-/// A container that uses a volume: (id, name).
-pub type User = (String, String);
 
 pub struct Volumes {
     dir: PathBuf,
@@ -218,11 +215,6 @@ impl Volumes {
             .collect())
     }
 
-    /// Containers using the volume `name`.
-    pub fn users(&self, name: &str) -> Result<Vec<User>> {
-        Ok(self.db.read(|tx| meta::users(tx, name))?)
-    }
-
     /// Removes a volume no container uses.
     pub fn remove(&self, name: &str) -> Result<()> {
         let volume = self.get(name)?;
@@ -312,9 +304,5 @@ impl Volumes {
             }
         }
         Ok(orphans)
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 }

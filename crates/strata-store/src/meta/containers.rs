@@ -90,18 +90,10 @@ pub fn rename(conn: &Connection, id: &str, name: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Whether any container was made from `image`.
+/// Names of the containers made from `image`.
 pub fn image_in_use(conn: &Connection, image: &str) -> rusqlite::Result<Vec<String>> {
     let mut stmt = conn.prepare_cached("SELECT name FROM containers WHERE image = ?1")?;
     stmt.query_map([image], |r| r.get(0))?.collect()
-}
-
-/// Names of the volumes a container uses.
-pub fn volumes_of(conn: &Connection, id: &str) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT volume FROM container_volumes WHERE container = ?1 ORDER BY volume",
-    )?;
-    stmt.query_map([id], |r| r.get(0))?.collect()
 }
 
 /// Snapshot keys containers own (reconcile must keep them).

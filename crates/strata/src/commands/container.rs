@@ -12,8 +12,9 @@ use strata_container::{
 use strata_image::commit::CommitOptions;
 use strata_image::{Reference, Store};
 
+use super::{for_each, inspect_each};
 use crate::cli::*;
-use crate::output::{Table, ago, template};
+use crate::output::{Table, ago};
 use crate::progress::for_terminal;
 
 /// A command's wish to end with a given exit code (the container's).
@@ -168,63 +169,40 @@ pub fn start(ctx: &Ctx, a: &StartArgs, out: &mut dyn Write) -> anyhow::Result<()
         return Ok(());
     }
     let monitor = |id: &str| (ctx.monitor)(id, false);
-    for_each(&a.containers, out, |name| {
+    for_each(&a.containers, "containers", "started", |name| {
         containers.start(name, false, &monitor)?;
-        Ok(name.to_owned())
+        Ok(writeln!(out, "{name}")?)
     })
-}
-
-/// Runs `f` on every name, printing what it returns; reports every
-/// failure and fails at the end if any did, as Docker's commands do.
-fn for_each(
-    names: &[String],
-    out: &mut dyn Write,
-    mut f: impl FnMut(&str) -> anyhow::Result<String>,
-) -> anyhow::Result<()> {
-    let mut failed = 0;
-    for name in names {
-        match f(name) {
-            Ok(line) => writeln!(out, "{line}")?,
-            Err(e) => {
-                eprintln!("Error: {}", crate::message(&e));
-                failed += 1;
-            }
-        }
-    }
-    if failed > 0 {
-        bail!("{failed} of {} failed", names.len());
-    }
-    Ok(())
 }
 
 pub fn stop(ctx: &Ctx, a: &StopArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let containers = ctx.containers();
-    for_each(&a.containers, out, |name| {
+    for_each(&a.containers, "containers", "stopped", |name| {
         containers.stop(name, a.time)?;
-        Ok(name.to_owned())
+        Ok(writeln!(out, "{name}")?)
     })
 }
 
 pub fn kill(ctx: &Ctx, a: &KillArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let containers = ctx.containers();
-    for_each(&a.containers, out, |name| {
+    for_each(&a.containers, "containers", "killed", |name| {
         containers.kill(name, &a.signal)?;
-        Ok(name.to_owned())
+        Ok(writeln!(out, "{name}")?)
     })
 }
 
 pub fn rm(ctx: &Ctx, a: &RmArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let containers = ctx.containers();
-    for_each(&a.containers, out, |name| {
+    for_each(&a.containers, "containers", "removed", |name| {
         containers.remove(name, a.force, a.volumes)?;
-        Ok(name.to_owned())
+        Ok(writeln!(out, "{name}")?)
     })
 }
 
 pub fn wait(ctx: &Ctx, a: &ContainersArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let containers = ctx.containers();
-    for_each(&a.containers, out, |name| {
-        Ok(containers.wait(name)?.to_string())
+    for_each(&a.containers, "containers", "waited for", |name| {
+        Ok(writeln!(out, "{}", containers.wait(name)?)?)
     })
 }
 
@@ -428,41 +406,20 @@ pub fn inspect(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let containers = ctx.containers();
-    let mut found = Vec::new();
-    let mut failed = false;
-    for name in &a.images {
-        let v = match containers.inspect(name) {
-            Ok(v) => Ok(v),
+    let what = if images_too { "object" } else { "container" };
+    inspect_each(
+        &a.images,
+        a.format.as_deref(),
+        what,
+        out,
+        |name| match containers.inspect(name) {
             Err(strata_container::ContainerError::NotFound(_)) if images_too => ctx
                 .store
                 .inspect(name)
                 .map_err(|_| anyhow::anyhow!("no such object: {name}")),
-            Err(e) => Err(e.into()),
-        };
-        match v {
-            Ok(v) => found.push(v),
-            Err(e) => {
-                eprintln!("Error: {}", crate::message(&e));
-                failed = true;
-            }
-        }
-    }
-    match &a.format {
-        Some(tpl) => {
-            for v in &found {
-                writeln!(out, "{}", template(tpl, v)?)?;
-            }
-        }
-        None => writeln!(
-            out,
-            "{}",
-            crate::output::pretty_json(&serde_json::Value::Array(found))
-        )?,
-    }
-    if failed {
-        bail!("not everything named could be inspected");
-    }
-    Ok(())
+            other => Ok(other?),
+        },
+    )
 }
 
 /// The hidden `container-monitor`: watch one container to its end.

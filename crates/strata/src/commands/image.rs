@@ -10,8 +10,9 @@ use strata_image::remove::Removed;
 use strata_image::save::{SaveFormat, SaveOptions, Target};
 use strata_image::{Reference, Store};
 
+use super::{for_each, inspect_each};
 use crate::cli::*;
-use crate::output::{Table, ago, pretty_json, size, template};
+use crate::output::{Table, ago, size};
 use crate::progress::for_terminal;
 
 pub fn images(store: &Store, args: &ImagesArgs, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -85,29 +86,9 @@ pub fn images(store: &Store, args: &ImagesArgs, out: &mut dyn Write) -> anyhow::
 }
 
 pub fn inspect(store: &Store, args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let mut found = Vec::new();
-    let mut failed = false;
-    for name in &args.images {
-        match store.inspect(name) {
-            Ok(v) => found.push(v),
-            Err(e) => {
-                eprintln!("Error: {e}");
-                failed = true;
-            }
-        }
-    }
-    match &args.format {
-        Some(tpl) => {
-            for v in &found {
-                writeln!(out, "{}", template(tpl, v)?)?;
-            }
-        }
-        None => writeln!(out, "{}", pretty_json(&serde_json::Value::Array(found)))?,
-    }
-    if failed {
-        bail!("not every image could be inspected");
-    }
-    Ok(())
+    inspect_each(&args.images, args.format.as_deref(), "image", out, |name| {
+        Ok(store.inspect(name)?)
+    })
 }
 
 pub fn history(store: &Store, args: &HistoryArgs, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -297,49 +278,24 @@ pub fn tag(store: &Store, args: &TagArgs) -> anyhow::Result<()> {
 }
 
 pub fn rmi(store: &Store, args: &RmiArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    for_each(&args.images, "removed", |name| {
+    for_each(&args.images, "images", "removed", |name| {
         let removed = store.remove_image(name, args.force)?;
         print_removed(&removed, out, "Untagged", "Deleted")
     })
 }
 
 pub fn mount(store: &Store, args: &MountArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    for_each(&args.images, "mounted", |name| {
+    for_each(&args.images, "images", "mounted", |name| {
         let path = store.mount_image(name)?;
         Ok(writeln!(out, "{}", path.display())?)
     })
 }
 
 pub fn unmount(store: &Store, args: &MountArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    for_each(&args.images, "unmounted", |name| {
+    for_each(&args.images, "images", "unmounted", |name| {
         store.unmount_image(name)?;
         Ok(writeln!(out, "{name}")?)
     })
-}
-
-/// Runs `f` for every name, as docker does: one failure does not stop the
-/// rest; each is reported, and the command fails if any did.
-fn for_each(
-    names: &[String],
-    done: &str,
-    mut f: impl FnMut(&str) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let mut errors = Vec::new();
-    for name in names {
-        if let Err(e) = f(name) {
-            errors.push(e);
-        }
-    }
-    match errors.len() {
-        0 => Ok(()),
-        1 if names.len() == 1 => Err(errors.remove(0)),
-        n => {
-            for e in &errors {
-                eprintln!("Error: {}", crate::message(e));
-            }
-            bail!("{n} of {} images could not be {done}", names.len())
-        }
-    }
 }
 
 fn print_removed(

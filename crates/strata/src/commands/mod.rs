@@ -2,3 +2,69 @@ pub mod container;
 pub mod image;
 pub mod system;
 pub mod volume;
+
+use std::io::Write;
+
+use anyhow::bail;
+
+use crate::output::{pretty_json, template};
+
+/// Runs `f` for every name, as docker does: one failure does not stop the
+/// rest; each is reported, and the command fails if any did. With one
+/// name, its error is the command's.
+pub fn for_each(
+    names: &[String],
+    what: &str,
+    done: &str,
+    mut f: impl FnMut(&str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    if let [one] = names {
+        return f(one);
+    }
+    let mut failed = 0;
+    for name in names {
+        if let Err(e) = f(name) {
+            eprintln!("Error: {}", crate::message(&e));
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} {what} could not be {done}", names.len());
+    }
+    Ok(())
+}
+
+/// `inspect` of every name: the values as one JSON array, or each through
+/// `--format`; names `lookup` cannot find are reported, and then fail the
+/// command.
+pub fn inspect_each(
+    names: &[String],
+    format: Option<&str>,
+    what: &str,
+    out: &mut dyn Write,
+    mut lookup: impl FnMut(&str) -> anyhow::Result<serde_json::Value>,
+) -> anyhow::Result<()> {
+    let mut found = Vec::new();
+    let mut failed = false;
+    for name in names {
+        match lookup(name) {
+            Ok(v) => found.push(v),
+            Err(e) => {
+                eprintln!("Error: {}", crate::message(&e));
+                failed = true;
+            }
+        }
+    }
+    match format {
+        Some(tpl) => {
+            for v in &found {
+                writeln!(out, "{}", template(tpl, v)?)?;
+            }
+        }
+        None => writeln!(out, "{}", pretty_json(&serde_json::Value::Array(found)))?,
+    }
+    if failed {
+        bail!("not every {what} could be inspected");
+    }
+    Ok(())
+}

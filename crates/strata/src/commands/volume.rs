@@ -7,8 +7,9 @@ use anyhow::bail;
 use serde_json::json;
 use strata_volume::{CreateRequest, Filter, Volumes};
 
+use super::{for_each, inspect_each};
 use crate::cli::*;
-use crate::output::{Table, pretty_json, size, template};
+use crate::output::{Table, size};
 
 fn pairs(items: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
     let mut map = BTreeMap::new();
@@ -73,49 +74,16 @@ pub fn inspect(
     a: &VolumeInspectArgs,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let mut found = Vec::new();
-    let mut failed = false;
-    for name in &a.volumes {
-        match volumes.get(name) {
-            Ok(v) => found.push(serde_json::to_value(&v)?),
-            Err(e) => {
-                eprintln!("Error: {e}");
-                failed = true;
-            }
-        }
-    }
-    match &a.format {
-        Some(tpl) => {
-            for v in &found {
-                writeln!(out, "{}", template(tpl, v)?)?;
-            }
-        }
-        None => writeln!(out, "{}", pretty_json(&serde_json::Value::Array(found)))?,
-    }
-    if failed {
-        bail!("not every volume could be inspected");
-    }
-    Ok(())
+    inspect_each(&a.volumes, a.format.as_deref(), "volume", out, |name| {
+        Ok(serde_json::to_value(volumes.get(name)?)?)
+    })
 }
 
 pub fn rm(volumes: &Volumes, a: &VolumeRmArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let mut failed = 0;
-    for name in &a.volumes {
-        match volumes.remove(name) {
-            Ok(()) => writeln!(out, "{name}")?,
-            Err(e) => {
-                eprintln!("Error: {e}");
-                failed += 1;
-            }
-        }
-    }
-    if failed > 0 {
-        bail!(
-            "{failed} of {} volumes could not be removed",
-            a.volumes.len()
-        );
-    }
-    Ok(())
+    for_each(&a.volumes, "volumes", "removed", |name| {
+        volumes.remove(name)?;
+        Ok(writeln!(out, "{name}")?)
+    })
 }
 
 pub fn prune(volumes: &Volumes, a: &VolumePruneArgs, out: &mut dyn Write) -> anyhow::Result<()> {
