@@ -8,7 +8,7 @@
 //! and then used through file descriptors, so a symlink in the container
 //! never leads outside it.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -18,30 +18,11 @@ use strata_archive::tarstream::TarReader;
 use strata_archive::{copy, fsops};
 use strata_image::Reference;
 use strata_image::commit::CommitOptions;
-use strata_snapshot::{Mount, mount};
+use strata_image::layer_diff::SnapshotChanges;
+use strata_snapshot::mount;
 
 use crate::query::{Change, ChangeKind};
 use crate::{Container, ContainerError, Containers, Result, io_at, snapshot_key};
-
-/// The writable layer as a diff source, and the trees below it.
-struct Layer {
-    upper: PathBuf,
-    lowers: Vec<PathBuf>,
-    overlay: bool,
-}
-
-impl Layer {
-    fn source(&self) -> Source<'_> {
-        if self.overlay {
-            Source::OverlayUpper(&self.upper)
-        } else {
-            Source::Compare {
-                lower: self.lowers.first().map(PathBuf::as_path),
-                upper: &self.upper,
-            }
-        }
-    }
-}
 
 /// One end of `cp`: a path in a container, or on the host.
 pub enum CopyEnd {
@@ -62,54 +43,8 @@ impl CopyEnd {
 }
 
 impl Containers<'_> {
-    fn layer(&self, c: &Container) -> Result<Layer> {
-        let snapshots = self.store.snapshots()?;
-        let key = snapshot_key(c.id());
-        match snapshots.mounts(&key)?.as_slice() {
-            [
-                Mount::Overlay {
-                    upper: Some(upper),
-                    lowers,
-                    ..
-                },
-            ] => Ok(Layer {
-                upper: upper.clone(),
-                lowers: lowers.clone(),
-                overlay: true,
-            }),
-            [Mount::Bind { source, .. }] => {
-                let parent = snapshots.stat(&key)?.parent;
-                let lowers = match parent {
-                    Some(p) => vec![snapshots.files(&p)?],
-                    None => Vec::new(),
-                };
-                Ok(Layer {
-                    upper: source.clone(),
-                    lowers,
-                    overlay: false,
-                })
-            }
-            other => Err(ContainerError::Invalid(format!(
-                "container {} has an unexpected writable layer: {other:?}",
-                c.name()
-            ))),
-        }
-    }
-
-    /// Streams the writable layer's changes as a layer tar into `with`.
-    fn with_changes<T>(
-        layer: &Layer,
-        with: impl FnOnce(Box<dyn Read + Send>) -> Result<T>,
-    ) -> Result<T> {
-        let (reader, writer) = std::io::pipe().map_err(io_at("pipe"))?;
-        std::thread::scope(|s| {
-            let producer = s.spawn(|| write_diff(&layer.source(), writer).map(drop));
-            let result = with(Box::new(reader));
-            let produced = producer.join().expect("the diff writer does not panic");
-            let value = result?;
-            produced.map_err(|e| ContainerError::Invalid(e.to_string()))?;
-            Ok(value)
-        })
+    fn layer(&self, c: &Container) -> Result<SnapshotChanges> {
+        Ok(self.store.snapshot_changes(&snapshot_key(c.id()))?)
     }
 
     /// `diff`: what the container added (A), changed (C) and deleted (D).
@@ -121,7 +56,7 @@ impl Containers<'_> {
             .iter()
             .map(|p| fsops::open_dir(p).map_err(io_at(p)))
             .collect::<Result<_>>()?;
-        let mut changes = Self::with_changes(&layer, |reader| {
+        let mut changes = layer.stream(|reader| -> Result<_> {
             let mut tar = TarReader::new(reader);
             let mut changes = Vec::new();
             let bad =
@@ -184,7 +119,7 @@ impl Containers<'_> {
         if opts.created_by.is_empty() {
             opts.created_by = c.config.args.join(" ");
         }
-        let loaded = Self::with_changes(&self.layer(&c)?, |layer| {
+        let loaded = self.layer(&c)?.stream(|layer| -> Result<_> {
             Ok(self.store.commit(&parent, layer, &opts, name, progress)?)
         })?;
         Ok(loaded.id)

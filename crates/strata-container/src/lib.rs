@@ -21,7 +21,7 @@ mod lifecycle;
 pub mod monitor;
 mod names;
 mod query;
-mod user;
+pub mod user;
 
 use std::collections::HashSet;
 use std::path::PathBuf;

@@ -12,7 +12,7 @@ use strata_archive::fsops;
 use crate::{ContainerError, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Ids {
+pub struct Ids {
     pub uid: u32,
     pub gid: u32,
     pub additional_gids: Vec<u32>,
@@ -20,7 +20,7 @@ pub(crate) struct Ids {
 
 /// Resolves `spec` (`""`, `name`, `uid`, `name:group`, `uid:gid`) against
 /// the root filesystem at `rootfs`.
-pub(crate) fn resolve(rootfs: &Path, spec: &str) -> Result<Ids> {
+pub fn resolve(rootfs: &Path, spec: &str) -> Result<Ids> {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),

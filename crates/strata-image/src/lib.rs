@@ -6,6 +6,7 @@
 //! metadata, the layer archive code and the snapshotter, and ties them
 //! together under the store's locking and durability rules.
 
+pub mod build_cache;
 pub mod changes;
 pub mod check;
 pub mod commit;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod df;
 pub mod error;
 pub mod image_mount;
+pub mod layer_diff;
 pub mod load;
 pub mod manifest;
 pub mod progress;

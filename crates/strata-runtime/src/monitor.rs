@@ -15,6 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -169,28 +170,39 @@ fn wait_started(
     plan: &Plan,
     mut ready: Option<File>,
 ) -> Result<ExitStatus> {
+    // A thread blocks in wait(), so the exit is seen the moment it happens
+    // (`run` of a quick container waits on exactly that); this thread only
+    // polls for the pid file, which has no event to wait on.
+    let (tx, exited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
     let mut pause = Duration::from_micros(500);
+    let lost = || io_at(plan.runtime.name())(std::io::Error::other("lost the runtime's exit"));
+    let mut pid_seen = false;
     loop {
-        let exited = child.try_wait().map_err(io_at(plan.runtime.name()))?;
+        let status = if pid_seen {
+            Some(exited.recv().map_err(|_| lost())?)
+        } else {
+            match exited.recv_timeout(pause) {
+                Ok(s) => Some(s),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return Err(lost()),
+            }
+        };
         // The pid file is the runtime's word that the container started;
         // a quick container may already have exited when we look.
-        if let Some(pid) = read_pid(pid_file) {
+        if !pid_seen && let Some(pid) = read_pid(pid_file) {
+            pid_seen = true;
             record.pid = pid;
             state::write(plan.state, record)?;
             if let Some(mut r) = ready.take() {
                 let _ = r.write_all(b"started\n");
             }
-            return match exited {
-                Some(status) => Ok(status),
-                None => child.wait().map_err(io_at(plan.runtime.name())),
-            };
         }
-        if let Some(status) = exited {
-            return Ok(status);
+        if let Some(status) = status {
+            return status.map_err(io_at(plan.runtime.name()));
         }
-        std::thread::sleep(pause);
-        // Short waits: this loop also notices the exit of a container that
-        // ran for only milliseconds, and `run` waits on that.
         pause = (pause * 2).min(Duration::from_millis(4));
     }
 }

@@ -48,6 +48,11 @@ pub enum Command {
     Rmi(RmiArgs),
     /// Show low-level information about images
     Inspect(InspectArgs),
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
+    /// Manage the build cache
+    #[command(subcommand)]
+    Builder(BuilderCommand),
     /// Manage the store
     #[command(subcommand)]
     System(SystemCommand),
@@ -440,6 +445,48 @@ pub enum ImageCommand {
     /// Unmount an image mounted with 'image mount'
     #[command(alias = "umount")]
     Unmount(MountArgs),
+}
+
+#[derive(Subcommand)]
+pub enum BuilderCommand {
+    /// Remove build cache (-a: all of it, not just intermediate steps)
+    Prune(PruneArgs),
+}
+
+#[derive(Args)]
+pub struct BuildArgs {
+    /// Name and optionally a tag (name:tag); may be repeated
+    #[arg(short, long = "tag")]
+    pub tags: Vec<String>,
+    /// The Dockerfile (default: CONTEXT/Dockerfile; - reads it from stdin)
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<String>,
+    /// A build-time variable (KEY=VALUE; KEY alone takes it from the environment)
+    #[arg(long = "build-arg")]
+    pub build_args: Vec<String>,
+    /// Build this stage, and the stages it needs, only
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Do not use the build cache
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Pull base images first (strata builds use the images in the store)
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        default_value = "false"
+    )]
+    pub pull: String,
+    /// A label for the image (KEY=VALUE); may be repeated
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Print only the image ID
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The build context: a folder, or - for a tar (or a Dockerfile) on stdin
+    pub context: String,
 }
 
 #[derive(Subcommand)]

@@ -12,8 +12,10 @@ use std::io::Write;
 use clap::Parser;
 use strata_image::{OpenOptions, Store};
 
-use cli::{Cli, Command, ContainerCommand, ImageCommand, SystemCommand, VolumeCommand};
-use commands::{container, image, system, volume};
+use cli::{
+    BuilderCommand, Cli, Command, ContainerCommand, ImageCommand, SystemCommand, VolumeCommand,
+};
+use commands::{build, container, image, system, volume};
 
 fn main() {
     let cli = Cli::parse();
@@ -186,6 +188,8 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Image(ImageCommand::Prune(a)) => image::prune(&store, &a, out),
         Command::Image(ImageCommand::Mount(a)) => image::mount(&store, &a, out),
         Command::Image(ImageCommand::Unmount(a)) => image::unmount(&store, &a, out),
+        Command::Build(a) => build::build(&store, &settings.runtime, &a, out),
+        Command::Builder(BuilderCommand::Prune(a)) => build::prune(&store, &a, out),
         Command::System(SystemCommand::Df(a)) => system::df(&store, &a, out),
         Command::System(SystemCommand::Check(a)) => system::check(&store, &a, out),
     }

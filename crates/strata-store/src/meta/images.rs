@@ -87,11 +87,13 @@ pub fn delete_layer(conn: &Connection, chain_id: &Digest) -> rusqlite::Result<()
     Ok(())
 }
 
-/// Layers no image uses and no other layer builds on, leaves first.
+/// Layers no image uses, no build cache step keeps and no other layer
+/// builds on, leaves first.
 pub fn unreferenced_layers(conn: &Connection) -> rusqlite::Result<Vec<LayerRow>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {LAYER_COLUMNS} FROM layers l
          WHERE NOT EXISTS (SELECT 1 FROM image_layers il WHERE il.layer = l.chain_id)
+           AND NOT EXISTS (SELECT 1 FROM build_cache b WHERE b.layer = l.chain_id)
            AND NOT EXISTS (SELECT 1 FROM layers c WHERE c.parent = l.chain_id)"
     ))?;
     stmt.query_map([], layer_from_row)?.collect()
@@ -248,10 +250,12 @@ pub fn image_layer_sizes(conn: &Connection) -> rusqlite::Result<Vec<(Digest, Dig
         .collect()
 }
 
-/// Every blob digest the metadata refers to (manifests, configs, tar indexes).
+/// Every blob digest the metadata refers to (manifests, configs, tar
+/// indexes, build cache configs).
 pub fn referenced_blobs(conn: &Connection) -> rusqlite::Result<Vec<Digest>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id FROM images UNION SELECT manifest FROM images UNION SELECT tar_index FROM layers",
+        "SELECT id FROM images UNION SELECT manifest FROM images UNION SELECT tar_index FROM layers
+         UNION SELECT config FROM build_cache",
     )?;
     stmt.query_map([], |r| r.get(0))?.collect()
 }

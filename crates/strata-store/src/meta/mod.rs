@@ -6,6 +6,7 @@
 //! change that spans rows happens in one transaction, taken IMMEDIATE so two
 //! writers queue instead of failing on lock upgrade.
 
+pub mod build_cache;
 pub mod containers;
 pub mod images;
 pub mod snapshots;
@@ -68,7 +69,11 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 
 /// Forward-only migrations; index + 1 is the schema version they produce.
 /// Never edit one that has shipped: add a new one.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema_v1.sql"),
+    include_str!("schema_v2.sql"),
+    include_str!("schema_v3.sql"),
+];
 
 /// A connection to the store's database. Methods take `&self` so one
 /// connection can be shared (`Rc<Db>`) by the layers of one process; a

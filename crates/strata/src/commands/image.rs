@@ -314,19 +314,14 @@ fn print_removed(
 }
 
 pub fn prune(store: &Store, args: &PruneArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    if !args.force {
-        let what = if args.all {
-            "all images without at least one container associated to them"
-        } else {
-            "all dangling images"
-        };
-        eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            writeln!(out, "Total reclaimed space: 0B")?;
-            return Ok(());
-        }
+    let what = if args.all {
+        "all images without at least one container associated to them"
+    } else {
+        "all dangling images"
+    };
+    if !super::confirm(args.force, what)? {
+        writeln!(out, "Total reclaimed space: 0B")?;
+        return Ok(());
     }
     let (removed, reclaimed) = store.prune_images(args.all)?;
     if !removed.is_empty() {

@@ -1,3 +1,4 @@
+pub mod build;
 pub mod container;
 pub mod image;
 pub mod system;
@@ -67,4 +68,16 @@ pub fn inspect_each(
         bail!("not every {what} could be inspected");
     }
     Ok(())
+}
+
+/// Asks before removing `what`, as docker's prune commands do; `force`
+/// skips the question.
+pub fn confirm(force: bool, what: &str) -> anyhow::Result<bool> {
+    if force {
+        return Ok(true);
+    }
+    eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }

@@ -12,6 +12,7 @@ use crate::output::{Table, ago, size};
 
 pub fn df(store: &Store, args: &DfArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let usage = store.disk_usage()?;
+    let cache = store.build_cache_usage()?;
     let images = usage.images.len();
     // No containers yet: every image is reclaimable.
     let summary = [
@@ -24,7 +25,13 @@ pub fn df(store: &Store, args: &DfArgs, out: &mut dyn Write) -> anyhow::Result<(
         ),
         ("Containers", 0, 0, 0, 0),
         ("Local Volumes", 0, 0, 0, 0),
-        ("Build Cache", 0, 0, 0, 0),
+        (
+            "Build Cache",
+            cache.steps,
+            0,
+            cache.bytes,
+            cache.reclaimable,
+        ),
     ];
     if args.format == OutputFormat::Json {
         for (kind, total, active, sz, reclaimable) in summary {

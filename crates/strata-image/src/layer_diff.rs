@@ -1,0 +1,85 @@
+//! A writable snapshot's changes, streamed as a layer tar: what `commit`
+//! and `diff` of a container and every filesystem step of a build read.
+//! With overlay the changes are the upper directory itself; with vfs they
+//! are found by comparing the full copy with its parent's files.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use strata_archive::diff::{Source, write_diff};
+use strata_snapshot::{Mount, SnapshotError};
+
+use crate::error::{ImageError, Result, archive};
+use crate::store::Store;
+
+/// The writable layer of a snapshot, and the trees below it.
+pub struct SnapshotChanges {
+    pub upper: PathBuf,
+    pub lowers: Vec<PathBuf>,
+    overlay: bool,
+}
+
+impl SnapshotChanges {
+    pub fn source(&self) -> Source<'_> {
+        if self.overlay {
+            Source::OverlayUpper(&self.upper)
+        } else {
+            Source::Compare {
+                lower: self.lowers.first().map(PathBuf::as_path),
+                upper: &self.upper,
+            }
+        }
+    }
+
+    /// Runs `with` on a reader of the changes as a layer tar, written by a
+    /// second thread so nothing holds the whole layer.
+    pub fn stream<T, E: From<ImageError>>(
+        &self,
+        with: impl FnOnce(Box<dyn Read + Send>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let (reader, writer) = std::io::pipe().map_err(crate::error::io_at("pipe"))?;
+        std::thread::scope(|s| {
+            let producer = s.spawn(|| write_diff(&self.source(), writer).map(drop));
+            let result = with(Box::new(reader));
+            let produced = producer.join().expect("the diff writer does not panic");
+            let value = result?;
+            produced.map_err(|e| archive(&self.upper.to_string_lossy(), e.to_string()))?;
+            Ok(value)
+        })
+    }
+}
+
+impl Store {
+    /// The changes of the active snapshot `key`.
+    pub fn snapshot_changes(&self, key: &str) -> Result<SnapshotChanges> {
+        let snapshots = self.snapshots()?;
+        match snapshots.mounts(key)?.as_slice() {
+            [
+                Mount::Overlay {
+                    upper: Some(upper),
+                    lowers,
+                    ..
+                },
+            ] => Ok(SnapshotChanges {
+                upper: upper.clone(),
+                lowers: lowers.clone(),
+                overlay: true,
+            }),
+            [Mount::Bind { source, .. }] => {
+                let lowers = match snapshots.stat(key)?.parent {
+                    Some(p) => vec![snapshots.files(&p)?],
+                    None => Vec::new(),
+                };
+                Ok(SnapshotChanges {
+                    upper: source.clone(),
+                    lowers,
+                    overlay: false,
+                })
+            }
+            other => Err(ImageError::Snapshot(SnapshotError::InvalidState {
+                key: key.to_owned(),
+                reason: format!("is not a writable snapshot ({other:?})"),
+            })),
+        }
+    }
+}
