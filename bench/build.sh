@@ -82,13 +82,13 @@ peers_big=()
 if [ -z "${SKIP_DOCKER:-}" ]; then
   docker_start "$W/docker"
   "$DOCKER" import "$W/base.tar" base > /dev/null
-  classic="env DOCKER_BUILDKIT=0 $DOCKER build -q -t s"
-  buildkit="env DOCKER_BUILDKIT=1 $DOCKER build -q -t s"
+  classic="env DOCKER_BUILDKIT=0 $DOCKER build --network host -q -t s"
+  buildkit="env DOCKER_BUILDKIT=1 $DOCKER build --network host -q -t s"
   peers_small=(-n docker-classic "$classic $SMALL" -n buildkit "$buildkit $SMALL" "${peers_small[@]}")
   peers_cold=(-n buildkit "$buildkit --no-cache $SMALL" "${peers_cold[@]}")
-  peers_big=(-n buildkit "env DOCKER_BUILDKIT=1 $DOCKER build -q -t b $BIG")
+  peers_big=(-n buildkit "env DOCKER_BUILDKIT=1 $DOCKER build --network host -q -t b $BIG")
   if [ -n "${BIG_PEERS:-}" ]; then
-    peers_big+=(-n docker-classic "env DOCKER_BUILDKIT=0 $DOCKER build -q -t b $BIG"
+    peers_big+=(-n docker-classic "env DOCKER_BUILDKIT=0 $DOCKER build --network host -q -t b $BIG"
                 -n podman "$PODMAN build -q --network none -t b $BIG")
   fi
 fi

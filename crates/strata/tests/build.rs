@@ -493,3 +493,48 @@ fn built_images_load_and_run_in_podman() {
     let out = p.ok(&["run", "--rm", "--network", "none", "portable:1"]);
     assert_eq!(out, "copied\nmade-by-run\n");
 }
+
+/// A build killed in the middle of a RUN leaves a container, a mount and
+/// a transient snapshot; the next build tidies them up, and the store
+/// checks clean.
+#[test]
+fn killed_build_is_tidied_by_the_next() {
+    let s = Strata::new();
+    base(&s);
+    let dir = context(&s, "slow", &[("Dockerfile", "FROM base\nRUN sleep 60\n")]);
+    let mut child = s
+        .command(&["build", dir.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let work = s.root.join("builder/work");
+    let started = std::time::Instant::now();
+    // Wait until the RUN's container is noted (then it is starting).
+    while !std::fs::read_dir(&work)
+        .map(|d| d.flatten().any(|e| e.path().join("containers").exists()))
+        .unwrap_or(false)
+    {
+        assert!(started.elapsed().as_secs() < 30, "the RUN never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(s.root.to_str().unwrap()))
+            .count()
+    };
+    assert!(mounted() > 0, "the killed build left its step mounted");
+
+    let quick = context(&s, "quick", &[("Dockerfile", "FROM base\nRUN echo ok > /ok\n")]);
+    build(&s, &quick, &["-t", "after"]);
+    assert_eq!(mounted(), 0, "the next build unmounted the dead one's step");
+    assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0);
+    let check = s.ok(&["system", "check"]);
+    assert!(check.contains("no problems found"), "{check}");
+    assert_eq!(s.ok(&["run", "--rm", "after", "cat", "/ok"]), "ok\n");
+}
