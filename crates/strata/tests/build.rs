@@ -530,7 +530,11 @@ fn killed_build_is_tidied_by_the_next() {
     };
     assert!(mounted() > 0, "the killed build left its step mounted");
 
-    let quick = context(&s, "quick", &[("Dockerfile", "FROM base\nRUN echo ok > /ok\n")]);
+    let quick = context(
+        &s,
+        "quick",
+        &[("Dockerfile", "FROM base\nRUN echo ok > /ok\n")],
+    );
     build(&s, &quick, &["-t", "after"]);
     assert_eq!(mounted(), 0, "the next build unmounted the dead one's step");
     assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0);
