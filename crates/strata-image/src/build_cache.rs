@@ -88,8 +88,8 @@ impl Store {
         Ok(())
     }
 
-    /// Records the state after the step `key`.
-    pub fn record_step(&self, key: &Digest, state: &BuildState) -> Result<()> {
+    /// Records the state after the step `key`, made from the state `parent`.
+    pub fn record_step(&self, key: &Digest, parent: &Digest, state: &BuildState) -> Result<()> {
         let bytes = crate::json_bytes(&state.config);
         let config = self.content.write_all(
             &bytes,
@@ -102,6 +102,7 @@ impl Store {
         let now = strata_store::meta::now();
         let row = CacheRow {
             key: key.clone(),
+            parent: parent.clone(),
             config,
             layer: state.layers.last().map(|l| l.chain_id.clone()),
             created: now.clone(),

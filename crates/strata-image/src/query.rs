@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 use strata_store::Digest;
+use strata_store::meta::build_cache;
 use strata_store::meta::images::{self as meta, ImageRow};
 
 use crate::config::ConfigView;
@@ -188,8 +189,24 @@ impl Store {
                 .collect()
         };
         rows.reverse();
-        if let Some(top) = rows.first_mut() {
-            top.id = Some(id);
+        // Each state a build passed through names its step, as Docker's
+        // classic builder's intermediate images do: walk back from the
+        // image through the build cache; the state a build started from
+        // (its base image) names the row below the first step.
+        let mut state = Some(id);
+        for row in rows.iter_mut() {
+            let Some(current) = state.take() else { break };
+            let (is_image, parent) = self.db.read(|tx| {
+                Ok((
+                    meta::image(tx, &current)?.is_some(),
+                    build_cache::parent_of(tx, &current)?,
+                ))
+            })?;
+            if !is_image && parent.is_none() {
+                break;
+            }
+            state = parent;
+            row.id = Some(current);
         }
         Ok(rows)
     }

@@ -116,6 +116,20 @@ fn second_app_reuses_the_first_apps_layers() {
         .collect();
     assert_eq!(snapshots.len(), 5, "{snapshots:?}");
 
+    // Both histories name the shared steps' states by the same IDs (newest
+    // first: ENTRYPOINT, CMD and COPY differ; the RUNs and base agree).
+    let ids = |image: &str| -> Vec<String> {
+        s.ok(&["history", image])
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().next().unwrap().to_owned())
+            .collect()
+    };
+    let (h1, h2) = (ids("app1"), ids("app2"));
+    assert_eq!(h1.len(), 6, "{h1:?}");
+    assert_eq!(h1[3..], h2[3..], "{h1:?} {h2:?}");
+    assert!(h1[3..].iter().all(|id| id != "<missing>"), "{h1:?}");
+    assert_ne!(h1[2], h2[2]);
     // History reads like docker's: metadata steps are empty layers.
     let history = s.ok(&["history", "--no-trunc", "app2"]);
     assert!(
@@ -541,4 +555,84 @@ fn killed_build_is_tidied_by_the_next() {
     let check = s.ok(&["system", "check"]);
     assert!(check.contains("no problems found"), "{check}");
     assert_eq!(s.ok(&["run", "--rm", "after", "cat", "/ok"]), "ok\n");
+}
+
+/// Every metadata instruction lands in the image config under Docker's
+/// field names, and ONBUILD triggers run in the image built FROM it.
+#[test]
+fn metadata_instructions_and_onbuild_triggers() {
+    let s = Strata::new();
+    base(&s);
+    let dir = context(
+        &s,
+        "meta",
+        &[(
+            "Dockerfile",
+            r#"FROM base
+ENV GREETING="hello world" EMPTY=
+LABEL a=b "c d"=e
+EXPOSE 80 53/udp
+VOLUME /data
+WORKDIR /app
+WORKDIR sub
+USER 1000:1000
+SHELL ["/bin/sh", "-ec"]
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=5s --retries=2 CMD true
+ONBUILD RUN echo "triggered as $(id -u)" > /tmp/onbuild
+ENTRYPOINT ["sh"]
+CMD ["-c", "echo hi"]
+"#,
+        )],
+    );
+    build(&s, &dir, &["-t", "meta"]);
+    let c = &s.inspect("meta")["Config"];
+    let env: Vec<&str> = c["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        env.contains(&"GREETING=hello world") && env.contains(&"EMPTY="),
+        "{env:?}"
+    );
+    assert_eq!(c["Labels"], serde_json::json!({"a": "b", "c d": "e"}));
+    assert_eq!(
+        c["ExposedPorts"],
+        serde_json::json!({"80/tcp": {}, "53/udp": {}})
+    );
+    assert_eq!(c["Volumes"], serde_json::json!({"/data": {}}));
+    assert_eq!(c["WorkingDir"], "/app/sub");
+    assert_eq!(c["User"], "1000:1000");
+    assert_eq!(c["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
+    assert_eq!(c["StopSignal"], "SIGINT");
+    assert_eq!(
+        c["Healthcheck"]["Test"],
+        serde_json::json!(["CMD-SHELL", "true"])
+    );
+    assert_eq!(c["Healthcheck"]["Interval"], 5_000_000_000u64);
+    assert_eq!(c["Healthcheck"]["Retries"], 2);
+    assert_eq!(
+        c["OnBuild"],
+        serde_json::json!([r#"RUN echo "triggered as $(id -u)" > /tmp/onbuild"#])
+    );
+    assert_eq!(c["Entrypoint"], serde_json::json!(["sh"]));
+    assert_eq!(c["Cmd"], serde_json::json!(["-c", "echo hi"]));
+    assert_eq!(s.ok(&["run", "--rm", "meta"]), "hi\n");
+
+    let child = context(
+        &s,
+        "child",
+        &[("Dockerfile", "FROM meta\nRUN cat /tmp/onbuild\n")],
+    );
+    let out = build(&s, &child, &["-t", "child"]);
+    assert!(
+        out.contains("triggered as 1000"),
+        "the trigger ran as USER:\n{out}"
+    );
+    assert!(
+        s.inspect("child")["Config"]["OnBuild"].is_null(),
+        "triggers run once"
+    );
 }

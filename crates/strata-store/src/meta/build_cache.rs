@@ -7,6 +7,8 @@ use crate::Digest;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheRow {
     pub key: Digest,
+    /// The state before the step (its config's digest).
+    pub parent: Digest,
     /// The image config of the state after the step.
     pub config: Digest,
     /// Its top layer's chain ID; None for a state without layers.
@@ -15,15 +17,16 @@ pub struct CacheRow {
     pub last_used: String,
 }
 
-const COLUMNS: &str = "key, config, layer, created, last_used";
+const COLUMNS: &str = "key, parent, config, layer, created, last_used";
 
 fn from_row(r: &Row) -> rusqlite::Result<CacheRow> {
     Ok(CacheRow {
         key: r.get(0)?,
-        config: r.get(1)?,
-        layer: r.get(2)?,
-        created: r.get(3)?,
-        last_used: r.get(4)?,
+        parent: r.get(1)?,
+        config: r.get(2)?,
+        layer: r.get(3)?,
+        created: r.get(4)?,
+        last_used: r.get(5)?,
     })
 }
 
@@ -39,8 +42,15 @@ pub fn get(conn: &Connection, key: &Digest) -> rusqlite::Result<Option<CacheRow>
 /// Records a step (a step made again replaces the old row).
 pub fn insert(conn: &Connection, row: &CacheRow) -> rusqlite::Result<()> {
     conn.execute(
-        &format!("INSERT OR REPLACE INTO build_cache ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
-        params![row.key, row.config, row.layer, row.created, row.last_used],
+        &format!("INSERT OR REPLACE INTO build_cache ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+        params![
+            row.key,
+            row.parent,
+            row.config,
+            row.layer,
+            row.created,
+            row.last_used
+        ],
     )?;
     Ok(())
 }
@@ -51,6 +61,17 @@ pub fn touch(conn: &Connection, key: &Digest, now: &str) -> rusqlite::Result<()>
         params![now, key],
     )?;
     Ok(())
+}
+
+/// The state a step started from, for the step that made the state
+/// `config` (any one, if several did).
+pub fn parent_of(conn: &Connection, config: &Digest) -> rusqlite::Result<Option<Digest>> {
+    conn.query_row(
+        "SELECT parent FROM build_cache WHERE config = ?1 LIMIT 1",
+        [config],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 pub fn list(conn: &Connection) -> rusqlite::Result<Vec<CacheRow>> {
