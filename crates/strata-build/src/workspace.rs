@@ -22,7 +22,8 @@ const CONTAINERS: &str = "containers";
 
 pub(crate) struct Workspace {
     dir: PathBuf,
-    lock: File,
+    /// Held (flock'ed) for the life of the build.
+    _lock: File,
     next: Cell<u32>,
     /// Descriptors the runtime reaches through /proc/self/fd.
     held: RefCell<Vec<OwnedFd>>,
@@ -41,7 +42,7 @@ impl Workspace {
             .map_err(|e| io_at(&lock_path)(e.into()))?;
         Ok(Workspace {
             dir,
-            lock,
+            _lock: lock,
             next: Cell::new(0),
             held: RefCell::new(Vec::new()),
         })
@@ -75,7 +76,6 @@ impl Workspace {
 
 impl Drop for Workspace {
     fn drop(&mut self) {
-        let _ = &self.lock;
         remove(&self.dir);
     }
 }
