@@ -100,23 +100,32 @@ pub fn real_path(fd: BorrowedFd) -> io::Result<Vec<u8>> {
 
 /// Names in a directory, sorted (so walks and tars are deterministic).
 pub fn read_dir_names(dir: BorrowedFd) -> io::Result<Vec<Vec<u8>>> {
+    Ok(read_dir_entries(dir)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect())
+}
+
+/// Names in a directory with the type `getdents` reports for each (which
+/// may be `Unknown` on some filesystems), sorted by name.
+pub fn read_dir_entries(dir: BorrowedFd) -> io::Result<Vec<(Vec<u8>, FileType)>> {
     let fd = fs::openat(
         dir,
         ".",
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    let mut names = Vec::new();
+    let mut out = Vec::new();
     let mut d = fs::Dir::read_from(&fd)?;
     while let Some(entry) = d.read() {
         let entry = entry?;
         let name = entry.file_name().to_bytes();
         if name != b"." && name != b".." {
-            names.push(name.to_vec());
+            out.push((name.to_vec(), entry.file_type()));
         }
     }
-    names.sort();
-    Ok(names)
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
 }
 
 /// Extended attributes of `name` in `dir` (not following a symlink).

@@ -8,9 +8,8 @@
 //! stat'ed in parallel.
 
 use rustix::fd::{AsFd, BorrowedFd};
-use rustix::fs::{self, AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::fs::{self, AtFlags, FileType, OFlags, Stat};
 use rustix::io::Errno;
-use std::io;
 
 use strata_archive::fsops;
 
@@ -108,7 +107,9 @@ impl Lister<'_> {
         state: &MatchState,
     ) -> Result<(), ContextError> {
         let ignore = self.tree.ignore();
-        for (name, kind) in read_dir(dir).map_err(io_err("reading directory", path))? {
+        for (name, kind) in
+            fsops::read_dir_entries(dir).map_err(io_err("reading directory", path))?
+        {
             let child = fsops::join(path, &name);
             let is_dir = match kind {
                 FileType::Unknown => {
@@ -147,27 +148,6 @@ impl Lister<'_> {
         }
         Ok(())
     }
-}
-
-/// Names and `getdents` types in a directory, sorted by name.
-fn read_dir(dir: BorrowedFd) -> io::Result<Vec<(Vec<u8>, FileType)>> {
-    let fd = fs::openat(
-        dir,
-        ".",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let mut out = Vec::new();
-    let mut d = fs::Dir::read_from(&fd)?;
-    while let Some(entry) = d.read() {
-        let entry = entry?;
-        let name = entry.file_name().to_bytes();
-        if name != b"." && name != b".." {
-            out.push((name.to_vec(), entry.file_type()));
-        }
-    }
-    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
 }
 
 /// The second phase: `lstat` of every path (relative to the tree root;

@@ -389,15 +389,7 @@ fn context_rules_dockerignore_add_and_stdin() {
 }
 
 fn run_with_stdin(cmd: &mut std::process::Command, input: &[u8]) -> String {
-    use std::io::Write;
-    let mut child = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::output_with_stdin(cmd, input);
     assert!(
         out.status.success(),
         "{}",

@@ -568,20 +568,11 @@ fn two_loads_at_once() {
 
 /// `strata load` with the archive on a pipe, optionally with a failpoint.
 fn pipe_load(s: &Strata, archive: &[u8], failpoint: Option<&str>) -> std::process::Output {
-    use std::io::Write;
     let mut cmd = s.command(&["load", "-q"]);
     if let Some(point) = failpoint {
         cmd.env("STRATA_FAILPOINT", point);
     }
-    let mut child = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The pipe breaks if strata dies; what it read is what counts.
-    let _ = child.stdin.take().unwrap().write_all(archive);
-    child.wait_with_output().unwrap()
+    common::output_with_stdin(&mut cmd, archive)
 }
 
 /// `load` from a pipe spools the archive into the store's scratch folder

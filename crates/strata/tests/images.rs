@@ -272,20 +272,10 @@ fn config_file_chooses_the_driver_and_flags_win() {
 #[test]
 fn import_reads_stdin() {
     let s = Strata::new();
-    let mut child = s
-        .command(&["image", "import", "-", "piped:1", "-m", "from a pipe"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&busybox_rootfs())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::output_with_stdin(
+        &mut s.command(&["image", "import", "-", "piped:1", "-m", "from a pipe"]),
+        &busybox_rootfs(),
+    );
     assert!(
         out.status.success(),
         "{}",

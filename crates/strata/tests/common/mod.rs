@@ -255,6 +255,21 @@ impl Drop for Podman {
     }
 }
 
+/// Runs `cmd` with `input` on its stdin; its output. A broken pipe (the
+/// command stopped reading, or died) is not an error: what it read is what
+/// counts.
+pub fn output_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let _ = child.stdin.take().expect("piped").write_all(input);
+    child.wait_with_output().expect("wait")
+}
+
 /// Runs a tool that must succeed; its stdout.
 pub fn tool(program: &str, args: &[&str]) -> String {
     require(program);
