@@ -16,22 +16,26 @@ use crate::error::{Result, invalid, io_at};
 use crate::exec::{StageRun, join_path};
 use crate::{Builder, state};
 
-/// A read-only mount of another stage's or image's files for `--from`;
-/// unmounted and its snapshot removed when dropped.
+/// The files of another stage or image for `--from`.
 struct View<'s> {
-    snapshots: &'s dyn strata_snapshot::Snapshotter,
-    key: Option<String>,
-    mounted: Option<Mounted>,
+    /// None for a state without layers (an empty folder).
+    _pin: Option<Pin<'s>>,
     tree: Tree,
 }
 
-impl Drop for View<'_> {
+/// A read-only view snapshot and its mount; unmounted and removed when
+/// dropped.
+struct Pin<'s> {
+    snapshots: &'s dyn strata_snapshot::Snapshotter,
+    key: String,
+    mounted: Option<Mounted>,
+}
+
+impl Drop for Pin<'_> {
     fn drop(&mut self) {
         drop(self.mounted.take());
-        if let Some(k) = &self.key
-            && let Err(e) = self.snapshots.remove(k)
-        {
-            tracing::warn!("removing the build view {k}: {e}");
+        if let Err(e) = self.snapshots.remove(&self.key) {
+            tracing::warn!("removing the build view {}: {e}", self.key);
         }
     }
 }
@@ -76,13 +80,10 @@ impl Builder<'_, '_> {
             "{kw}\nfrom={:?}\nchown={:?}\nchmod={:?}\nsum={sum}\ninline={inline}\ndest={dest}",
             spec.from, spec.chown, spec.chmod
         );
-        let short = |d: &str| {
-            d.trim_start_matches("sha256:")
-                .chars()
-                .take(64)
-                .collect::<String>()
-        };
-        let created_by = format!("/bin/sh -c #(nop) {kw} files:{} in {dest} ", short(&sum));
+        let created_by = format!(
+            "/bin/sh -c #(nop) {kw} files:{} in {dest} ",
+            sum.trim_start_matches("sha256:")
+        );
         let chmod = spec
             .chmod
             .as_deref()
@@ -139,34 +140,31 @@ impl Builder<'_, '_> {
     fn view(&self, st: &BuildState) -> Result<View<'_>> {
         let snapshots = self.store.snapshots()?;
         let dir = self.work.fresh("from")?;
-        let Some(top) = state::top_layer(st) else {
-            return Ok(View {
-                snapshots,
-                key: None,
-                mounted: None,
-                tree: Tree::rootfs(&dir).map_err(io_at(&dir))?,
-            });
+        let pin = match state::top_layer(st) {
+            None => None,
+            Some(top) => {
+                let key = format!("build-view-{}", strata_store::fsutil::random_hex(8));
+                let opts = Options {
+                    labels: [(
+                        strata_image::unpack::LAYER_LABEL.to_owned(),
+                        "build".to_owned(),
+                    )]
+                    .into(),
+                    transient: true,
+                };
+                let mounts = snapshots.view(&key, Some(&top.to_string()), &opts)?;
+                let mut pin = Pin {
+                    snapshots,
+                    key,
+                    mounted: None,
+                };
+                pin.mounted = Some(mount::mount(&mounts, &dir)?);
+                Some(pin)
+            }
         };
-        let key = format!("build-view-{}", strata_store::fsutil::random_hex(8));
-        let opts = Options {
-            labels: [(
-                strata_image::unpack::LAYER_LABEL.to_owned(),
-                "build".to_owned(),
-            )]
-            .into(),
-            transient: true,
-        };
-        let mounts = snapshots.view(&key, Some(&top.to_string()), &opts)?;
-        let mut v = View {
-            snapshots,
-            key: Some(key),
-            mounted: None,
-            tree: Tree::rootfs(&dir).map_err(io_at(&dir))?,
-        };
-        v.mounted = Some(mount::mount(&mounts, &dir)?);
-        // The tree must see the mounted files, not the folder under them.
-        v.tree = Tree::rootfs(&dir).map_err(io_at(&dir))?;
-        Ok(v)
+        // Opened after the mount, so the tree sees the mounted files.
+        let tree = Tree::rootfs(&dir).map_err(io_at(&dir))?;
+        Ok(View { _pin: pin, tree })
     }
 }
 

@@ -370,8 +370,7 @@ impl Builder<'_, '_> {
     }
 
     fn record(&self, run: &mut StageRun, key: &Digest) -> Result<()> {
-        self.store.record_step(key, &run.id, &run.state)?;
-        run.id = state::id(&run.state);
+        run.id = self.store.record_step(key, &run.id, &run.state)?;
         Ok(())
     }
 

@@ -63,14 +63,15 @@ impl Store {
         let view = ConfigView::parse(&bytes).map_err(|e| archive("build cache", e))?;
         let config: Value =
             serde_json::from_slice(&bytes).map_err(|e| archive("build cache", e.to_string()))?;
-        let mut layers = Vec::new();
-        for chain in chain_ids(&view.rootfs.diff_ids) {
-            match self.db.read(|tx| images::layer(tx, &chain))? {
-                Some(l) => layers.push(l),
-                None => return Ok(None),
-            }
-        }
-        Ok(Some(BuildState { config, layers }))
+        let chains = chain_ids(&view.rootfs.diff_ids);
+        let layers = self.db.read(|tx| {
+            chains
+                .iter()
+                .map(|c| images::layer(tx, c))
+                .collect::<strata_store::meta::rusqlite::Result<Option<Vec<_>>>>()
+        })?;
+        // A layer gone (a half-tidied store) is a miss, not an error.
+        Ok(layers.map(|layers| BuildState { config, layers }))
     }
 
     /// Notes that a build used the steps `keys` (one transaction).
@@ -88,8 +89,9 @@ impl Store {
         Ok(())
     }
 
-    /// Records the state after the step `key`, made from the state `parent`.
-    pub fn record_step(&self, key: &Digest, parent: &Digest, state: &BuildState) -> Result<()> {
+    /// Records the state after the step `key`, made from the state `parent`;
+    /// returns the new state's ID (its config's digest).
+    pub fn record_step(&self, key: &Digest, parent: &Digest, state: &BuildState) -> Result<Digest> {
         let bytes = crate::json_bytes(&state.config);
         let config = self.content.write_all(
             &bytes,
@@ -103,13 +105,13 @@ impl Store {
         let row = CacheRow {
             key: key.clone(),
             parent: parent.clone(),
-            config,
+            config: config.clone(),
             layer: state.layers.last().map(|l| l.chain_id.clone()),
             created: now.clone(),
             last_used: now,
         };
         self.db.write(|tx| meta::insert(tx, &row))?;
-        Ok(())
+        Ok(config)
     }
 
     /// Records the final state of a build as an image, tagged `names`.
@@ -129,15 +131,16 @@ impl Store {
     /// what nothing else keeps.
     pub fn prune_build_cache(&self, all: bool) -> Result<Pruned> {
         self.begin_exclusive()?;
-        let rows = self.db.read(|tx| meta::list(tx))?;
-        let mut steps = 0;
-        for row in rows {
-            let is_image = self.db.read(|tx| images::image(tx, &row.config))?.is_some();
-            if all || !is_image {
-                self.db.write(|tx| meta::delete(tx, &row.key))?;
-                steps += 1;
+        let steps = self.db.write(|tx| {
+            let mut steps = 0;
+            for row in meta::list(tx)? {
+                if all || images::image(tx, &row.config)?.is_none() {
+                    meta::delete(tx, &row.key)?;
+                    steps += 1;
+                }
             }
-        }
+            Ok(steps)
+        })?;
         let bytes = self.collect_garbage()?;
         Ok(Pruned { steps, bytes })
     }
