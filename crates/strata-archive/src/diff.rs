@@ -163,15 +163,8 @@ impl<W: Write> Walk<W> {
     }
 
     fn entry(&mut self, dir: BorrowedFd, name: &[u8], path: &[u8], st: &Stat) -> io::Result<()> {
-        let kind = match fsops::file_type(st) {
-            FileType::Directory => EntryKind::Directory,
-            FileType::RegularFile => EntryKind::Regular,
-            FileType::Symlink => EntryKind::Symlink,
-            FileType::CharacterDevice => EntryKind::Char,
-            FileType::BlockDevice => EntryKind::Block,
-            FileType::Fifo => EntryKind::Fifo,
-            // Sockets cannot live in a tar; Docker skips them too.
-            FileType::Socket | FileType::Unknown => return Ok(()),
+        let Some(kind) = EntryKind::of(st) else {
+            return Ok(());
         };
         let mut h = Header {
             path: path.to_vec(),

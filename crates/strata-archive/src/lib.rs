@@ -13,6 +13,7 @@ pub mod diff;
 pub mod fsops;
 pub mod index;
 pub mod tarstream;
+pub mod tartree;
 pub mod tarwrite;
 pub mod union;
 

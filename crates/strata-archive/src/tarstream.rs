@@ -48,6 +48,23 @@ pub enum EntryKind {
     Fifo,
 }
 
+impl EntryKind {
+    /// The kind a file on disk is archived as; None for what a tar cannot
+    /// hold (sockets: Docker skips them too).
+    pub fn of(st: &rustix::fs::Stat) -> Option<EntryKind> {
+        use rustix::fs::FileType;
+        Some(match crate::fsops::file_type(st) {
+            FileType::Directory => EntryKind::Directory,
+            FileType::RegularFile => EntryKind::Regular,
+            FileType::Symlink => EntryKind::Symlink,
+            FileType::CharacterDevice => EntryKind::Char,
+            FileType::BlockDevice => EntryKind::Block,
+            FileType::Fifo => EntryKind::Fifo,
+            FileType::Socket | FileType::Unknown => return None,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Time {
     pub sec: i64,
