@@ -228,7 +228,10 @@ impl Containers<'_> {
             if points.iter().any(|p| p.target == target) {
                 continue;
             }
-            let v = self.volumes.create(&CreateRequest::default())?;
+            let v = self.volumes.create(&CreateRequest {
+                driver: opts.volume_driver.clone(),
+                ..CreateRequest::default()
+            })?;
             made.push(v.name.clone());
             points.push(MountPoint {
                 target,
@@ -413,8 +416,10 @@ impl Containers<'_> {
             crate::user::resolve(mounted.target(), &config.user)?;
         }
         for (name, target) in wanted {
-            let data = self.volumes.mountpoint(name);
-            copy_up::fill_if_empty(&data, mounted.target(), target).map_err(io_at(&data))?;
+            self.volumes.with_mounted(name, |data| {
+                copy_up::fill_if_empty(data, mounted.target(), target)
+                    .map_err(strata_volume::io_at(data))
+            })?;
         }
         mounted.unmount().map_err(io_at(rootfs))?;
         Ok(())

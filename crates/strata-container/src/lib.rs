@@ -116,9 +116,9 @@ impl Container {
 }
 
 impl<'s> Containers<'s> {
-    pub fn new(store: &'s Store) -> Containers<'s> {
+    pub fn new(store: &'s Store, volumes: Volumes) -> Containers<'s> {
         Containers {
-            volumes: Volumes::new(store.layout(), store.db().clone()),
+            volumes,
             dir: store.root().join("containers"),
             store,
         }
@@ -218,6 +218,14 @@ impl<'s> Containers<'s> {
                 found.push(format!("writable layer {key} belongs to no container"));
             }
         }
+        let running: Vec<String> = self
+            .all()?
+            .into_iter()
+            .filter(|c| self.status(c).is_ok_and(|s| s.is_running()))
+            .map(|c| c.row.id)
+            .collect();
+        let alive = |caller: &str| running.iter().any(|id| id == caller);
+        found.extend(self.volumes.check_mounts(&alive, repair)?);
         for path in self.volumes.check(repair)? {
             found.push(format!(
                 "volume folder {} belongs to no volume",

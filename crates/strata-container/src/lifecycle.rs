@@ -233,6 +233,8 @@ impl Containers<'_> {
             let _ = Runc::new(&c.config.runtime).delete(c.id(), true);
         }
         self.remove_folder(c.id())?;
+        // Held only if its monitor died before it could let them go.
+        self.volumes.release(c.id())?;
         match self.store.snapshots()?.remove(&snapshot_key(c.id())) {
             Ok(()) | Err(SnapshotError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),

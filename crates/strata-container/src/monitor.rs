@@ -14,6 +14,8 @@ use strata_archive::fsops;
 use strata_runtime::monitor::{Plan, Stdio3};
 use strata_runtime::{Runc, bundle};
 
+use strata_volume::Caller;
+
 use crate::config::MountKind;
 use crate::lifecycle::READY_FD;
 use crate::{Container, Containers, Result, io_at};
@@ -67,6 +69,9 @@ impl Containers<'_> {
         if let Err(e) = strata_snapshot::mount::unmount(&rootfs) {
             tracing::warn!("unmounting {}: {e}", rootfs.display());
         }
+        if let Err(e) = self.volumes.release(c.id()) {
+            tracing::warn!("unmounting the volumes of {}: {e}", c.name());
+        }
     }
 
     /// The bundle's description for this start.
@@ -82,8 +87,7 @@ impl Containers<'_> {
             let mut options = Vec::new();
             let (typ, source) = match &m.kind {
                 MountKind::Volume { name, subpath, .. } => {
-                    let data = self.volumes.mountpoint(name);
-                    std::fs::create_dir_all(&data).map_err(io_at(&data))?;
+                    let data = self.volumes.mount(name, Caller::Container(c.id()))?;
                     let source = match subpath {
                         Some(sp) => {
                             let fd = open_subpath(&data, sp).map_err(io_at(data.join(sp)))?;

@@ -1,6 +1,8 @@
 //! What a container is doing (from its state file, with no daemon to ask),
 //! `ps`, `inspect`.
 
+use std::path::PathBuf;
+
 use serde_json::{Value, json};
 use strata_runtime::Runtime;
 use strata_runtime::state::{self, RunState};
@@ -173,17 +175,25 @@ impl Containers<'_> {
     fn mount_json(&self, m: &crate::MountPoint) -> Value {
         let (name, source, driver, propagation) = match &m.kind {
             MountKind::Volume { name, subpath, .. } => {
-                let mut src = self.volumes.mountpoint(name);
-                if let Some(sp) = subpath {
+                let (mut src, driver) = match self.volumes.get(name) {
+                    Ok(v) => (v.mountpoint, v.driver),
+                    Err(_) => (PathBuf::new(), String::new()),
+                };
+                if let Some(sp) = subpath.as_ref().filter(|_| !src.as_os_str().is_empty()) {
                     src = src.join(sp);
                 }
-                (Some(name.clone()), src.display().to_string(), "local", "")
+                (Some(name.clone()), src.display().to_string(), driver, "")
             }
             MountKind::Bind {
                 source,
                 propagation,
-            } => (None, source.display().to_string(), "", propagation.as_str()),
-            MountKind::Tmpfs { .. } => (None, String::new(), "", ""),
+            } => (
+                None,
+                source.display().to_string(),
+                String::new(),
+                propagation.as_str(),
+            ),
+            MountKind::Tmpfs { .. } => (None, String::new(), String::new(), ""),
         };
         let mut v = json!({
             "Type": m.type_name(),

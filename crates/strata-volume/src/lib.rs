@@ -1,29 +1,44 @@
 //! Volumes: data that outlives containers.
 //!
-//! This scope is Docker's `local` driver without options: a volume
-//! is a folder `<root>/volumes/<name>/_data`. The record in the `volumes`
-//! table is the truth; the folder follows it:
-//! - create records first, then makes the folder (a crash in between
-//!   leaves a record whose folder is made again on first use);
-//! - remove deletes the record, then the folder (a crash in between leaves
-//!   a folder no record owns, which [`Volumes::check`] removes).
+//! The volume service. It keeps the records: which volumes exist, which
+//! driver owns each (`volumes`), and who holds a mount of each
+//! (`volume_mounts`, the reference counts). Drivers keep the data: the
+//! built-in [`local::LocalDriver`] under `<root>/volumes/<name>`, plugins
+//! wherever they like (see [`driver::VolumeDriver`]).
 //!
-//! A volume some container uses (running or not) cannot be removed: the
-//! check names the containers, and the `container_volumes` foreign key
-//! refuses it even if a caller forgot to check.
+//! Order of work, so a crash never leaves a record without its volume:
+//! - create asks the driver first, then records (a crash in between leaves
+//!   a local folder no record owns, which [`Volumes::check`] removes, or a
+//!   plugin volume the plugin lists and `volume ls` shows);
+//! - remove deletes the record, then asks the driver, and puts the record
+//!   back if the driver refuses;
+//! - mount asks the driver, then records the caller; unmount forgets the
+//!   caller, then asks the driver. Both hold the volume's lock.
+//!
+//! A volume some container uses (running or not) or someone has mounted
+//! cannot be removed: the check names the users, and the foreign keys
+//! refuse it even if a caller forgot to check.
 
+pub mod backup;
 pub mod copy_up;
+pub mod driver;
 pub mod filter;
+pub mod local;
+pub mod served;
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 
 use serde::Serialize;
 use strata_store::Layout;
+use strata_store::lock::{LockMode, StoreLock};
 use strata_store::meta::{Db, MetaError, volumes as meta};
 
+pub use driver::{DriverError, Scope, VolumeDriver};
 pub use filter::Filter;
+pub use local::LocalDriver;
 
 /// The built-in driver.
 pub const LOCAL: &str = "local";
@@ -36,9 +51,7 @@ pub enum VolumeError {
     Name(#[from] strata_mountspec::SpecError),
     #[error("no such volume: {0}")]
     NotFound(String),
-    #[error(
-        "volume {name} is in use by container {users}; remove the container first (strata rm {first})"
-    )]
+    #[error("volume {name} is in use by {users}; remove the container first (strata rm {first})")]
     InUse {
         name: String,
         users: String,
@@ -48,12 +61,16 @@ pub enum VolumeError {
         "volume {name} already exists with driver {existing}; remove it first or use driver {existing}"
     )]
     DriverMismatch { name: String, existing: String },
-    #[error("volume driver '{0}' is not available; the built-in driver is 'local'")]
-    UnknownDriver(String),
     #[error(
-        "the local driver does not take option '{0}' yet; create the volume without --opt (mounting devices and tmpfs comes with volume drivers)"
+        "volume driver '{name}' is not available: no plugin of that name in {places}; start the plugin or use the built-in driver 'local'"
     )]
-    UnsupportedOption(String),
+    UnknownDriver { name: String, places: String },
+    #[error("volume driver '{name}' cannot be used: {source}")]
+    Plugin { name: String, source: PluginError },
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+    #[error(transparent)]
+    Backup(#[from] backup::BackupError),
     #[error(
         "invalid filter '{0}'; use dangling=true|false, name=TEXT, label=KEY[=VALUE] or driver=NAME"
     )]
@@ -74,8 +91,38 @@ pub fn io_at(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> VolumeE
     move |source| VolumeError::Io { path, source }
 }
 
+/// Why an installed plugin cannot be used, in the plugin client's words.
+pub type PluginError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where third-party drivers come from: the plugin client, behind a seam
+/// so this crate carries no transport.
+pub trait Plugins {
+    /// The plugin named `name`, or None if none is installed by that name;
+    /// an error if one is, but cannot be used (a bad spec file, say).
+    fn find(&self, name: &str) -> Result<Option<Rc<dyn VolumeDriver>>, PluginError>;
+    /// The names of every installed plugin.
+    fn scan(&self) -> Vec<String>;
+    /// Where plugins are looked for, for messages.
+    fn places(&self) -> String;
+}
+
+/// No plugins: the local driver only.
+pub struct NoPlugins;
+
+impl Plugins for NoPlugins {
+    fn find(&self, _: &str) -> Result<Option<Rc<dyn VolumeDriver>>, PluginError> {
+        Ok(None)
+    }
+    fn scan(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn places(&self) -> String {
+        "no plugin folder".into()
+    }
+}
+
 /// A volume as `volume inspect` shows it (Docker's field names).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Volume {
     pub name: String,
@@ -85,6 +132,10 @@ pub struct Volume {
     pub mountpoint: PathBuf,
     pub scope: &'static str,
     pub created_at: String,
+    /// What the driver says about it (`inspect` only): size and usage of
+    /// a sized local volume, anything a plugin reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<BTreeMap<String, serde_json::Value>>,
     #[serde(skip)]
     pub anonymous: bool,
 }
@@ -100,20 +151,69 @@ pub struct CreateRequest {
     pub options: BTreeMap<String, String>,
 }
 
+/// Who holds a mount: one of our containers, or a client of `strata
+/// plugin serve` (which its daemon tracks, so reconcile leaves it alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller<'a> {
+    Container(&'a str),
+    PluginClient(&'a str),
+}
+
+impl Caller<'_> {
+    fn id(&self) -> &str {
+        match self {
+            Caller::Container(id) | Caller::PluginClient(id) => id,
+        }
+    }
+}
+
 pub struct Volumes {
     dir: PathBuf,
     db: Rc<Db>,
+    local: Rc<LocalDriver>,
+    plugins: Box<dyn Plugins>,
+    /// Plugins used by this process, activated once each.
+    activated: RefCell<BTreeMap<String, Rc<dyn VolumeDriver>>>,
 }
 
 impl Volumes {
-    pub fn new(layout: &Layout, db: Rc<Db>) -> Volumes {
+    pub fn new(layout: &Layout, db: Rc<Db>, plugins: Box<dyn Plugins>) -> Volumes {
+        let dir = layout.root().join("volumes");
         Volumes {
-            dir: layout.root().join("volumes"),
+            local: Rc::new(LocalDriver::new(dir.clone(), db.clone())),
+            dir,
             db,
+            plugins,
+            activated: RefCell::new(BTreeMap::new()),
         }
     }
 
-    /// Where the volume's data is.
+    /// The driver called `name`.
+    fn driver(&self, name: &str) -> Result<Rc<dyn VolumeDriver>> {
+        if name == LOCAL {
+            return Ok(self.local.clone());
+        }
+        if let Some(d) = self.activated.borrow().get(name) {
+            return Ok(d.clone());
+        }
+        let d = self
+            .plugins
+            .find(name)
+            .map_err(|source| VolumeError::Plugin {
+                name: name.to_owned(),
+                source,
+            })?
+            .ok_or_else(|| VolumeError::UnknownDriver {
+                name: name.to_owned(),
+                places: self.plugins.places(),
+            })?;
+        self.activated
+            .borrow_mut()
+            .insert(name.to_owned(), d.clone());
+        Ok(d)
+    }
+
+    /// Where a local volume's data is (plugins: ask [`Volumes::mount`]).
     pub fn mountpoint(&self, name: &str) -> PathBuf {
         self.dir.join(name).join("_data")
     }
@@ -121,13 +221,7 @@ impl Volumes {
     /// Creates a volume, or returns the existing one of that name if its
     /// driver matches (Docker: creating an existing volume is a no-op).
     pub fn create(&self, req: &CreateRequest) -> Result<Volume> {
-        let driver = req.driver.as_deref().unwrap_or(LOCAL);
-        if driver != LOCAL {
-            return Err(VolumeError::UnknownDriver(driver.to_owned()));
-        }
-        if let Some(key) = req.options.keys().next() {
-            return Err(VolumeError::UnsupportedOption(key.clone()));
-        }
+        let driver_name = req.driver.as_deref().unwrap_or(LOCAL);
         let (name, anonymous) = match &req.name {
             Some(n) => {
                 strata_mountspec::validate_volume_name(n)?;
@@ -135,72 +229,122 @@ impl Volumes {
             }
             None => (strata_store::fsutil::random_hex(32), true),
         };
+        if let Some(existing) = self.db.read(|tx| meta::get(tx, &name))? {
+            // No driver asked for: whichever driver has it (`-v NAME:/x`).
+            let wanted = req.driver.as_deref().unwrap_or(&existing.driver).to_owned();
+            return self.reuse(existing, &wanted);
+        }
+        let driver = self.driver(driver_name)?;
+        driver.create(&name, &req.options)?;
+        strata_store::failpoint::hit("volume-create-after-driver");
         let mut labels = req.labels.clone();
         if anonymous {
             labels.insert(ANONYMOUS_LABEL.to_owned(), String::new());
         }
         let row = meta::VolumeRow {
             name: name.clone(),
-            driver: driver.to_owned(),
+            driver: driver_name.to_owned(),
             labels,
             options: req.options.clone(),
             anonymous,
             created: strata_store::meta::now(),
         };
-        let existing = self.db.write(|tx| {
-            if meta::insert(tx, &row)? {
-                Ok(None)
-            } else {
-                meta::get(tx, &name)
+        let inserted = self.db.write(|tx| meta::insert(tx, &row));
+        match inserted {
+            Ok(true) => Ok(self.describe(row)),
+            // Someone else created it meanwhile: theirs stands.
+            Ok(false) => {
+                let existing = self.recorded(&name)?;
+                let wanted = req.driver.as_deref().unwrap_or(&existing.driver).to_owned();
+                self.reuse(existing, &wanted)
             }
-        })?;
-        if let Some(existing) = existing {
-            if existing.driver != driver {
-                return Err(VolumeError::DriverMismatch {
-                    name,
-                    existing: existing.driver,
-                });
+            Err(e) => {
+                // Not recorded: the driver's volume must not linger.
+                let _ = driver.remove(&name);
+                Err(e.into())
             }
-            return self.materialize(existing);
         }
-        self.materialize(row).inspect_err(|_| {
-            let _ = self.db.write(|tx| meta::delete(tx, &name));
-        })
     }
 
-    /// The volume's folder made if missing, and its description.
-    fn materialize(&self, row: meta::VolumeRow) -> Result<Volume> {
-        let data = self.mountpoint(&row.name);
-        if !data.is_dir() {
-            std::fs::create_dir_all(&data).map_err(io_at(&data))?;
+    fn reuse(&self, existing: meta::VolumeRow, driver: &str) -> Result<Volume> {
+        if existing.driver != driver {
+            return Err(VolumeError::DriverMismatch {
+                name: existing.name,
+                existing: existing.driver,
+            });
         }
-        Ok(self.describe(row))
+        Ok(self.describe(existing))
     }
 
     fn describe(&self, row: meta::VolumeRow) -> Volume {
+        let mountpoint = if row.driver == LOCAL {
+            self.mountpoint(&row.name)
+        } else {
+            PathBuf::new()
+        };
         Volume {
-            mountpoint: self.mountpoint(&row.name),
+            mountpoint,
             name: row.name,
             driver: row.driver,
             labels: row.labels,
             options: row.options,
-            scope: "local",
+            scope: Scope::Local.as_str(),
             created_at: row.created,
+            status: None,
             anonymous: row.anonymous,
         }
     }
 
-    pub fn get(&self, name: &str) -> Result<Volume> {
+    /// The record of `name`, adopting a volume a plugin has that was not
+    /// recorded here (made by the plugin's other clients), as Docker does.
+    fn recorded(&self, name: &str) -> Result<meta::VolumeRow> {
         strata_mountspec::validate_volume_name(name)
             .map_err(|_| VolumeError::NotFound(name.to_owned()))?;
-        let row = self
-            .db
-            .read(|tx| meta::get(tx, name))?
-            .ok_or_else(|| VolumeError::NotFound(name.to_owned()))?;
-        Ok(self.describe(row))
+        if let Some(row) = self.db.read(|tx| meta::get(tx, name))? {
+            return Ok(row);
+        }
+        for plugin in self.plugins.scan() {
+            let Ok(driver) = self.driver(&plugin) else {
+                continue;
+            };
+            if let Ok(Some(v)) = driver.get(name) {
+                let row = meta::VolumeRow {
+                    name: v.name,
+                    driver: plugin,
+                    labels: BTreeMap::new(),
+                    options: BTreeMap::new(),
+                    anonymous: false,
+                    created: v.created_at.unwrap_or_else(strata_store::meta::now),
+                };
+                self.db.write(|tx| meta::insert(tx, &row))?;
+                return Ok(row);
+            }
+        }
+        Err(VolumeError::NotFound(name.to_owned()))
     }
 
-    /// Volumes matching every filter, by name.
+    /// The volume as recorded, without asking its driver.
+    pub fn get(&self, name: &str) -> Result<Volume> {
+        Ok(self.describe(self.recorded(name)?))
+    }
+
+    /// The volume with what its driver says about it (`volume inspect`).
+    pub fn inspect(&self, name: &str) -> Result<Volume> {
+        let mut v = self.get(name)?;
+        let driver = self.driver(&v.driver)?;
+        if let Some(d) = driver.get(name)? {
+            if let Some(mp) = d.mountpoint {
+                v.mountpoint = mp;
+            }
+            if !d.status.is_empty() {
+                v.status = Some(d.status);
+            }
+        }
+        v.scope = driver.capabilities()?.as_str();
+        Ok(v)
+    }
+
+    /// Recorded volumes matching every filter, by name.
     pub fn list(&self, filters: &[Filter]) -> Result<Vec<Volume>> {
         let (rows, unused) = self
             .db
@@ -215,36 +359,64 @@ impl Volumes {
             .collect())
     }
 
-    /// Removes a volume no container uses.
+    /// `volume ls`: recorded volumes and every plugin's, matching every
+    /// filter; with a warning for each plugin that could not list.
+    pub fn list_all(&self, filters: &[Filter]) -> Result<(Vec<Volume>, Vec<String>)> {
+        let mut volumes = self.list(filters)?;
+        let mut warnings = Vec::new();
+        for plugin in self.plugins.scan() {
+            let listed = self.driver(&plugin).and_then(|d| Ok(d.list()?));
+            match listed {
+                Ok(found) => {
+                    for v in found {
+                        if volumes.iter().any(|r| r.name == v.name) {
+                            continue;
+                        }
+                        let row = meta::VolumeRow {
+                            name: v.name,
+                            driver: plugin.clone(),
+                            labels: BTreeMap::new(),
+                            options: BTreeMap::new(),
+                            anonymous: false,
+                            created: v.created_at.unwrap_or_default(),
+                        };
+                        if filters.iter().all(|f| f.matches(&row, true)) {
+                            volumes.push(self.describe(row));
+                        }
+                    }
+                }
+                Err(e) => warnings.push(e.to_string()),
+            }
+        }
+        volumes.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok((volumes, warnings))
+    }
+
+    /// Removes a volume nobody uses or has mounted.
     pub fn remove(&self, name: &str) -> Result<()> {
-        let volume = self.get(name)?;
+        let row = self.recorded(name)?;
+        let _lock = self.lock(name)?;
         let users = self.db.write(|tx| {
-            let users = meta::users(tx, name)?;
+            let mut users = meta::users(tx, name)?;
+            for caller in meta::mounts_of(tx, name)? {
+                users.push((caller, String::new()));
+            }
             if users.is_empty() {
                 meta::delete(tx, name)?;
             }
             Ok(users)
         })?;
-        if let Some((_, first)) = users.first() {
-            let listed: Vec<String> = users
-                .iter()
-                .map(|(id, n)| format!("{n} ({})", &id[..12]))
-                .collect();
-            return Err(VolumeError::InUse {
-                name: name.to_owned(),
-                users: listed.join(", "),
-                first: first.clone(),
-            });
+        if !users.is_empty() {
+            return Err(in_use(name, &users));
         }
-        self.remove_files(&volume.name)
-    }
-
-    fn remove_files(&self, name: &str) -> Result<()> {
-        let dir = self.dir.join(name);
-        match strata_store::fsutil::remove_any(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_at(&dir)(e)),
-            _ => Ok(()),
+        let removed = self.driver(&row.driver).and_then(|d| Ok(d.remove(name)?));
+        if let Err(e) = removed {
+            // The data is still there: so is the record.
+            let _ = self.db.write(|tx| meta::insert(tx, &row));
+            return Err(e);
         }
+        let _ = std::fs::remove_file(self.lock_path(name));
+        Ok(())
     }
 
     /// `volume prune`: unused anonymous volumes (`all`: unused named ones
@@ -256,7 +428,7 @@ impl Volumes {
             if !(all || v.anonymous) {
                 continue;
             }
-            let bytes = self.size(&v.name).unwrap_or(0);
+            let bytes = self.size(&v).unwrap_or(0);
             match self.remove(&v.name) {
                 Ok(()) => {
                     freed += bytes;
@@ -270,16 +442,141 @@ impl Volumes {
         Ok((removed, freed))
     }
 
-    /// Bytes the volume's files take (walks them, as Docker does).
-    pub fn size(&self, name: &str) -> Result<u64> {
-        let data = self.mountpoint(name);
+    /// Bytes a local volume's files take (walks them, as Docker does; a
+    /// sized volume reports what its filesystem has in use).
+    pub fn size(&self, v: &Volume) -> Result<u64> {
+        if v.driver != LOCAL {
+            return Ok(0);
+        }
+        if let Some((used, _)) = self.local.usage(&v.name)? {
+            return Ok(used);
+        }
+        let data = self.mountpoint(&v.name);
         strata_archive::fsops::disk_usage(&data)
             .map(|(bytes, _)| bytes)
             .map_err(io_at(&data))
     }
 
-    /// Volume folders no record owns (a crash during `rm`); with `repair`,
-    /// removes them. Returns what it found.
+    /// Mounts `name` for `caller` and returns where its data is. Each
+    /// caller holds one mount until [`Volumes::unmount`].
+    pub fn mount(&self, name: &str, caller: Caller) -> Result<PathBuf> {
+        let row = self.recorded(name)?;
+        let _lock = self.lock(name)?;
+        let driver = self.driver(&row.driver)?;
+        let held = self.db.read(|tx| meta::mounts_of(tx, name))?;
+        if held.iter().any(|c| c == caller.id())
+            && let Some(path) = driver.path(name)?
+        {
+            return Ok(path);
+        }
+        let path = driver.mount(name, caller.id())?;
+        let plugin = matches!(caller, Caller::PluginClient(_));
+        let recorded = self
+            .db
+            .write(|tx| meta::add_mount(tx, name, caller.id(), plugin));
+        if let Err(e) = recorded {
+            let _ = driver.unmount(name, caller.id());
+            return Err(e.into());
+        }
+        strata_store::failpoint::hit("volume-after-mount");
+        Ok(path)
+    }
+
+    /// Gives up `caller`'s mount of `name` (nothing if it held none).
+    pub fn unmount(&self, name: &str, caller: &str) -> Result<()> {
+        let _lock = self.lock(name)?;
+        if !self.db.write(|tx| meta::drop_mount(tx, name, caller))? {
+            return Ok(());
+        }
+        let driver_name = self.db.read(|tx| meta::get(tx, name))?.map(|r| r.driver);
+        let driver = self.driver(driver_name.as_deref().unwrap_or(LOCAL))?;
+        Ok(driver.unmount(name, caller)?)
+    }
+
+    /// Gives up every mount `caller` holds; reports the first failure
+    /// after trying them all.
+    pub fn release(&self, caller: &str) -> Result<()> {
+        let held = self.db.read(|tx| meta::all_mounts(tx))?;
+        let mut first = Ok(());
+        for (volume, _, _) in held.iter().filter(|(_, c, _)| c == caller) {
+            if let Err(e) = self.unmount(volume, caller)
+                && first.is_ok()
+            {
+                first = Err(e);
+            }
+        }
+        first
+    }
+
+    /// Runs `f` with the volume's data mounted, for work on a volume no
+    /// container may be running with (export, import, clone, copy-up).
+    pub fn with_mounted<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&std::path::Path) -> Result<T>,
+    ) -> Result<T> {
+        let caller = format!(
+            "{WORK_CALLER}{}-{}",
+            std::process::id(),
+            strata_store::fsutil::random_hex(4)
+        );
+        let path = self.mount(name, Caller::Container(&caller))?;
+        let result = f(&path);
+        let unmounted = self.unmount(name, &caller);
+        let value = result?;
+        unmounted?;
+        Ok(value)
+    }
+
+    /// Stale mounts: container callers that are not `alive` (killed
+    /// before they could unmount), and local volumes mounted with nobody
+    /// holding them. With `repair`, releases them. Returns what it found.
+    pub fn check_mounts(&self, alive: &dyn Fn(&str) -> bool, repair: bool) -> Result<Vec<String>> {
+        let held = self.db.read(|tx| meta::all_mounts(tx))?;
+        let mut found = Vec::new();
+        for (volume, caller, plugin) in held {
+            if plugin || alive(&caller) || work_alive(&caller) {
+                continue;
+            }
+            if repair {
+                self.unmount(&volume, &caller)?;
+            }
+            found.push(format!(
+                "volume {volume} is still mounted for {caller}, which is gone"
+            ));
+        }
+        if repair {
+            for name in self.local.reconcile()? {
+                found.push(format!("volume {name} was mounted with nobody using it"));
+            }
+        }
+        Ok(found)
+    }
+
+    fn lock_path(&self, name: &str) -> PathBuf {
+        self.dir.join(".locks").join(name)
+    }
+
+    /// The volume's lock, serializing mount, unmount and remove across
+    /// processes (released when dropped, or when the process dies).
+    fn lock(&self, name: &str) -> Result<StoreLock> {
+        let path = self.lock_path(name);
+        let mut lock = match StoreLock::open(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let parent = self.dir.join(".locks");
+                std::fs::create_dir_all(&parent).map_err(io_at(&parent))?;
+                StoreLock::open(&path)
+            }
+            other => other,
+        }
+        .map_err(io_at(&path))?;
+        lock.acquire(LockMode::Exclusive, || {})
+            .map_err(io_at(&path))?;
+        Ok(lock)
+    }
+
+    /// Volume folders no record owns (a crash during `create` or `rm`);
+    /// with `repair`, removes them. Returns what it found.
     pub fn check(&self, repair: bool) -> Result<Vec<PathBuf>> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(e) => e,
@@ -296,13 +593,48 @@ impl Volumes {
         for entry in entries {
             let entry = entry.map_err(io_at(&self.dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !known.contains(&name) {
-                if repair {
-                    self.remove_files(&name)?;
-                }
-                orphans.push(entry.path());
+            // Lock files live beside the volumes; no volume name starts with a dot.
+            if name.starts_with('.') || known.contains(&name) {
+                continue;
             }
+            if repair {
+                self.local.remove(&name)?;
+            }
+            orphans.push(entry.path());
         }
         Ok(orphans)
+    }
+}
+
+/// How [`Volumes::with_mounted`] names its caller: the prefix, then the
+/// process ID, so a check can tell whether the work is still going on.
+const WORK_CALLER: &str = "strata-work-";
+
+fn work_alive(caller: &str) -> bool {
+    caller
+        .strip_prefix(WORK_CALLER)
+        .and_then(|rest| rest.split('-').next())
+        .is_some_and(|pid| std::path::Path::new("/proc").join(pid).exists())
+}
+
+fn in_use(name: &str, users: &[(String, String)]) -> VolumeError {
+    let listed: Vec<String> = users
+        .iter()
+        .map(|(id, n)| {
+            if n.is_empty() {
+                format!("mount {id}")
+            } else {
+                format!("container {n} ({})", &id[..12.min(id.len())])
+            }
+        })
+        .collect();
+    let first = users
+        .iter()
+        .find(|(_, n)| !n.is_empty())
+        .map_or_else(|| users[0].0.clone(), |(_, n)| n.clone());
+    VolumeError::InUse {
+        name: name.to_owned(),
+        users: listed.join(", "),
+        first,
     }
 }

@@ -92,6 +92,9 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Volume plugins
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Watch a container (started by strata itself)
     #[command(hide = true, name = "container-monitor")]
     Monitor(MonitorArgs),
@@ -135,6 +138,51 @@ pub enum VolumeCommand {
     Rm(VolumeRmArgs),
     /// Remove unused anonymous volumes (-a: unused named ones too)
     Prune(VolumePruneArgs),
+    /// Write a volume's files to a tar archive
+    Export(VolumeExportArgs),
+    /// Fill a new or empty volume from a tar archive (plain, gzip or zstd)
+    Import(VolumeImportArgs),
+    /// Copy a volume into a new one (reflinks where the filesystem can)
+    Clone(VolumeCloneArgs),
+}
+
+#[derive(Subcommand)]
+pub enum PluginCommand {
+    /// Serve Strata's local volumes to Docker over the volume plugin protocol
+    Serve(PluginServeArgs),
+}
+
+#[derive(Args)]
+pub struct PluginServeArgs {
+    /// The plugin's name, as clients select it (-d NAME)
+    #[arg(long, default_value = "strata")]
+    pub name: String,
+    /// Socket to listen on [default: /run/docker/plugins/NAME.sock]
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct VolumeExportArgs {
+    pub volume: String,
+    /// Write to a file instead of stdout
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct VolumeImportArgs {
+    /// The volume to fill (created if missing; it must be empty)
+    pub volume: String,
+    /// The archive ("-" or none: stdin)
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct VolumeCloneArgs {
+    pub source: String,
+    /// The new volume (same driver options as the source)
+    pub target: String,
 }
 
 #[derive(Args)]

@@ -13,7 +13,8 @@ use clap::Parser;
 use strata_image::{OpenOptions, Store};
 
 use cli::{
-    BuilderCommand, Cli, Command, ContainerCommand, ImageCommand, SystemCommand, VolumeCommand,
+    BuilderCommand, Cli, Command, ContainerCommand, ImageCommand, PluginCommand, SystemCommand,
+    VolumeCommand,
 };
 use commands::{build, container, image, system, volume};
 
@@ -76,26 +77,32 @@ fn tidy_os_errors(text: &str) -> String {
     out.push_str(rest);
     let mut chars: Vec<char> = out.chars().collect();
     for i in 2..chars.len().saturating_sub(1) {
-        if chars[i - 2] == ':'
-            && chars[i - 1] == ' '
-            && chars[i].is_ascii_uppercase()
-            && chars[i + 1].is_ascii_lowercase()
-        {
+        // A word like "No", not a name like "VolumeDriver.Create".
+        let word = chars[i + 1..]
+            .iter()
+            .take_while(|c| !c.is_whitespace())
+            .all(|c| c.is_ascii_lowercase());
+        if chars[i - 2] == ':' && chars[i - 1] == ' ' && chars[i].is_ascii_uppercase() && word {
             chars[i] = chars[i].to_ascii_lowercase();
         }
     }
     chars.into_iter().collect()
 }
 
+/// The store the settings name, made if new.
+pub fn open_store(settings: &settings::Settings) -> anyhow::Result<Store> {
+    Ok(Store::open(
+        &settings.root,
+        OpenOptions {
+            storage_driver: settings.storage_driver.clone(),
+        },
+    )?)
+}
+
 fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     let settings =
         settings::Settings::resolve(cli.root, cli.storage_driver, cli.config.as_deref())?;
-    let store = Store::open(
-        &settings.root,
-        OpenOptions {
-            storage_driver: settings.storage_driver,
-        },
-    )?;
+    let store = open_store(&settings)?;
     let root = settings.root.clone();
     let config = cli.config.clone();
     let monitor = move |id: &str, attached: bool| {
@@ -117,7 +124,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         runtime: &settings.runtime,
         monitor: &monitor,
     };
-    let volumes = || strata_volume::Volumes::new(store.layout(), store.db().clone());
+    let volumes = || volume::service(&store);
     match cli.command {
         Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
             container::create(&ctx, &a, out)
@@ -168,7 +175,20 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         Command::Inspect(a) => container::inspect(&ctx, &a, true, out),
         Command::Monitor(a) => container::monitor(&ctx, &a),
-        Command::Volume(VolumeCommand::Create(a)) => volume::create(&volumes(), &a, out),
+        Command::Volume(VolumeCommand::Create(a)) => {
+            store.begin_write()?;
+            volume::create(&volumes(), &a, out)
+        }
+        Command::Volume(VolumeCommand::Export(a)) => volume::export(&volumes(), &a),
+        Command::Volume(VolumeCommand::Import(a)) => {
+            store.begin_write()?;
+            volume::import(&volumes(), &a)
+        }
+        Command::Volume(VolumeCommand::Clone(a)) => {
+            store.begin_write()?;
+            volume::clone(&volumes(), &a)
+        }
+        Command::Plugin(PluginCommand::Serve(a)) => volume::serve(&settings, &a),
         Command::Volume(VolumeCommand::Ls(a)) => volume::ls(&volumes(), &a, out),
         Command::Volume(VolumeCommand::Inspect(a)) => volume::inspect(&volumes(), &a, out),
         Command::Volume(VolumeCommand::Rm(a)) => volume::rm(&volumes(), &a, out),
@@ -215,5 +235,9 @@ mod tests {
             "layer ID: sha256 (os error x)",
         );
         check("no such image: busybox", "no such image: busybox");
+        check(
+            "volume driver x: VolumeDriver.Create: Bad answer",
+            "volume driver x: VolumeDriver.Create: bad answer",
+        );
     }
 }

@@ -42,7 +42,7 @@ impl ConfigFile {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub root: PathBuf,
     pub storage_driver: Option<String>,

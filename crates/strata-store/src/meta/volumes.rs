@@ -81,3 +81,43 @@ pub fn unused(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     )?;
     stmt.query_map([], |r| r.get(0))?.collect()
 }
+
+/// Records that `caller` holds a mount of `volume`; false if it already did.
+pub fn add_mount(
+    conn: &Connection,
+    volume: &str,
+    caller: &str,
+    plugin: bool,
+) -> rusqlite::Result<bool> {
+    let n = conn.execute(
+        "INSERT OR IGNORE INTO volume_mounts (volume, caller, plugin, created)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![volume, caller, plugin, super::now()],
+    )?;
+    Ok(n == 1)
+}
+
+/// Forgets `caller`'s mount of `volume`; false if it held none.
+pub fn drop_mount(conn: &Connection, volume: &str, caller: &str) -> rusqlite::Result<bool> {
+    let n = conn.execute(
+        "DELETE FROM volume_mounts WHERE volume = ?1 AND caller = ?2",
+        [volume, caller],
+    )?;
+    Ok(n == 1)
+}
+
+/// The callers holding a mount of `volume`.
+pub fn mounts_of(conn: &Connection, volume: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT caller FROM volume_mounts WHERE volume = ?1 ORDER BY caller")?;
+    stmt.query_map([volume], |r| r.get(0))?.collect()
+}
+
+/// Every (volume, caller, plugin) mount held.
+pub fn all_mounts(conn: &Connection) -> rusqlite::Result<Vec<(String, String, bool)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT volume, caller, plugin FROM volume_mounts ORDER BY volume, caller",
+    )?;
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect()
+}

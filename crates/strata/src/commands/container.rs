@@ -2,7 +2,7 @@
 //! exec, diff, commit, export, cp, rename, container prune, inspect.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, bail};
 use serde_json::json;
@@ -32,7 +32,7 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn containers(&self) -> Containers<'_> {
-        Containers::new(self.store)
+        Containers::new(self.store, super::volume::service(self.store))
     }
 }
 
@@ -367,23 +367,9 @@ pub fn commit(ctx: &Ctx, a: &CommitArgs, out: &mut dyn Write) -> anyhow::Result<
 
 pub fn export(ctx: &Ctx, a: &ExportArgs) -> anyhow::Result<()> {
     let containers = ctx.containers();
-    match &a.output {
-        Some(path) => {
-            let tmp = PathBuf::from(format!("{}.partial", path.display()));
-            let mut file = std::fs::File::create(&tmp)
-                .with_context(|| format!("creating {}", tmp.display()))?;
-            containers.export(&a.container, &mut file)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-        }
-        None => {
-            if std::io::stdout().is_terminal() {
-                bail!("refusing to write a tar to a terminal; use -o FILE or redirect the output");
-            }
-            containers.export(&a.container, &mut std::io::stdout())?;
-        }
-    }
-    Ok(())
+    super::write_tar(a.output.as_deref(), |out| {
+        Ok(containers.export(&a.container, out)?)
+    })
 }
 
 pub fn cp(ctx: &Ctx, a: &CpArgs) -> anyhow::Result<()> {

@@ -81,3 +81,35 @@ pub fn confirm(force: bool, what: &str) -> anyhow::Result<bool> {
     std::io::stdin().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
+
+/// Writes a tar made by `write` to `output` (whole or not at all: a
+/// temporary file renamed into place), or to stdout if that is not a
+/// terminal.
+pub fn write_tar(
+    output: Option<&std::path::Path>,
+    write: impl FnOnce(&mut (dyn Write + Send)) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::IsTerminal;
+    let Some(path) = output else {
+        if std::io::stdout().is_terminal() {
+            bail!("refusing to write a tar to a terminal; use -o FILE or redirect the output");
+        }
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
+        write(&mut out)?;
+        return Ok(out.flush()?);
+    };
+    let tmp = std::path::PathBuf::from(format!("{}.partial", path.display()));
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let written = write(&mut out)
+        .and_then(|()| Ok(out.into_inner().map_err(|e| e.into_error())?.sync_all()?))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}

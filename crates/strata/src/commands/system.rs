@@ -130,7 +130,9 @@ pub fn check(store: &Store, args: &CheckArgs, out: &mut dyn Write) -> anyhow::Re
         repair: args.repair,
         verify_digests: !args.quick,
     })?;
-    for what in strata_container::Containers::new(store).check(args.repair)? {
+    for what in strata_container::Containers::new(store, super::volume::service(store))
+        .check(args.repair)?
+    {
         report.problems.push(strata_image::check::Problem {
             what,
             repaired: args.repair,

@@ -3,13 +3,70 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use serde_json::json;
-use strata_volume::{CreateRequest, Filter, Volumes};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use strata_volume::{CreateRequest, Filter, PluginError, Plugins, VolumeDriver, Volumes};
 
 use super::{for_each, inspect_each};
 use crate::cli::*;
 use crate::output::{Table, size};
+
+/// The volume service, with the plugins installed on this host.
+pub fn service(store: &strata_image::Store) -> Volumes {
+    let plugins = Installed(strata_plugin::Registry::from_env().map_err(|e| e.to_string()));
+    Volumes::new(store.layout(), store.db().clone(), Box::new(plugins))
+}
+
+/// The volume plugins found where Docker (or `STRATA_PLUGIN_DIRS`) says.
+/// Bad settings in the environment matter only once a plugin is used.
+struct Installed(Result<strata_plugin::Registry, String>);
+
+impl Plugins for Installed {
+    fn find(&self, name: &str) -> Result<Option<Rc<dyn VolumeDriver>>, PluginError> {
+        let found = self.0.as_ref().map_err(|e| e.clone())?.find(name)?;
+        Ok(found.map(|d| Rc::new(d) as Rc<dyn VolumeDriver>))
+    }
+
+    fn scan(&self) -> Vec<String> {
+        self.0.as_ref().map(|r| r.scan()).unwrap_or_default()
+    }
+
+    fn places(&self) -> String {
+        let dirs = strata_plugin::PluginDirs::from_env();
+        let mut places = vec![dirs.sockets.display().to_string()];
+        places.extend(dirs.specs.iter().map(|d| d.display().to_string()));
+        places.join(", ")
+    }
+}
+
+/// `plugin serve`: this store's local volumes, to Docker.
+pub fn serve(settings: &crate::settings::Settings, a: &PluginServeArgs) -> anyhow::Result<()> {
+    strata_mountspec::validate_volume_name(&a.name).map_err(|_| {
+        anyhow::anyhow!(
+            "invalid plugin name '{}': use letters, digits, '_', '.' and '-'",
+            a.name
+        )
+    })?;
+    let socket = a
+        .socket
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("/run/docker/plugins/{}.sock", a.name)));
+    let (settings, name) = (settings.clone(), a.name.clone());
+    strata_plugin::serve_blocking(&socket, move || -> anyhow::Result<Box<dyn VolumeDriver>> {
+        let store = crate::open_store(&settings)?;
+        // Mounts left by a plugin killed before: nobody holds them now.
+        let volumes = Volumes::new(
+            store.layout(),
+            store.db().clone(),
+            Box::new(strata_volume::NoPlugins),
+        );
+        Ok(Box::new(strata_volume::served::Served::new(&name, volumes)))
+    })?;
+    Ok(())
+}
 
 fn pairs(items: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
     let mut map = BTreeMap::new();
@@ -40,7 +97,10 @@ pub fn ls(volumes: &Volumes, a: &VolumeLsArgs, out: &mut dyn Write) -> anyhow::R
         .iter()
         .map(|f| f.parse::<Filter>())
         .collect::<Result<Vec<_>, _>>()?;
-    let list = volumes.list(&filters)?;
+    let (list, warnings) = volumes.list_all(&filters)?;
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
     if a.quiet {
         for v in &list {
             writeln!(out, "{}", v.name)?;
@@ -75,7 +135,7 @@ pub fn inspect(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     inspect_each(&a.volumes, a.format.as_deref(), "volume", out, |name| {
-        Ok(serde_json::to_value(volumes.get(name)?)?)
+        Ok(serde_json::to_value(volumes.inspect(name)?)?)
     })
 }
 
@@ -97,4 +157,89 @@ pub fn prune(volumes: &Volumes, a: &VolumePruneArgs, out: &mut dyn Write) -> any
     }
     writeln!(out, "Total reclaimed space: {}", size(freed))?;
     Ok(())
+}
+
+pub fn export(volumes: &Volumes, a: &VolumeExportArgs) -> anyhow::Result<()> {
+    super::write_tar(a.output.as_deref(), |out| {
+        volumes.with_mounted(&a.volume, |data| {
+            strata_volume::backup::export(data, out).map_err(Into::into)
+        })?;
+        Ok(())
+    })
+}
+
+pub fn import(volumes: &Volumes, a: &VolumeImportArgs) -> anyhow::Result<()> {
+    let mut input: Box<dyn std::io::Read> = match a.file.as_deref() {
+        Some(p) if p.as_os_str() != "-" => Box::new(
+            std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?,
+        ),
+        _ => Box::new(std::io::stdin().lock()),
+    };
+    let created = fresh(volumes, &a.volume, |name| {
+        volumes.create(&CreateRequest {
+            name: Some(name.to_owned()),
+            ..CreateRequest::default()
+        })
+    })?;
+    let imported = volumes.with_mounted(&a.volume, |data| {
+        strata_volume::backup::import(&mut input, data).map_err(Into::into)
+    });
+    undo_if_failed(volumes, &a.volume, created, imported)?;
+    Ok(())
+}
+
+pub fn clone(volumes: &Volumes, a: &VolumeCloneArgs) -> anyhow::Result<()> {
+    let source = volumes.get(&a.source)?;
+    if volumes.get(&a.target).is_ok() {
+        bail!(
+            "volume {} already exists; clone into a new name or remove it first",
+            a.target
+        );
+    }
+    fresh(volumes, &a.target, |name| {
+        volumes.create(&CreateRequest {
+            name: Some(name.to_owned()),
+            driver: Some(source.driver.clone()),
+            labels: source.labels.clone(),
+            options: source.options.clone(),
+        })
+    })?;
+    let cloned = volumes.with_mounted(&a.source, |src| {
+        volumes.with_mounted(&a.target, |dst| {
+            strata_volume::backup::clone_tree(src, dst).map_err(Into::into)
+        })
+    });
+    undo_if_failed(volumes, &a.target, true, cloned)?;
+    Ok(())
+}
+
+/// Creates `name` with `create` unless it exists; says whether it did.
+fn fresh(
+    volumes: &Volumes,
+    name: &str,
+    create: impl FnOnce(&str) -> strata_volume::Result<strata_volume::Volume>,
+) -> anyhow::Result<bool> {
+    match volumes.get(name) {
+        Ok(_) => Ok(false),
+        Err(strata_volume::VolumeError::NotFound(_)) => {
+            create(name).map(|_| true).map_err(Into::into)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A volume made for a command that then failed goes again, so a failed
+/// command leaves the volumes as they were.
+fn undo_if_failed<T>(
+    volumes: &Volumes,
+    name: &str,
+    created: bool,
+    result: strata_volume::Result<T>,
+) -> anyhow::Result<T> {
+    result.map_err(|e| {
+        if created {
+            let _ = volumes.remove(name);
+        }
+        e.into()
+    })
 }

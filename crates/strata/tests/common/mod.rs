@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod archive;
+pub mod dockerd;
+pub mod plugin;
 pub mod tree;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +18,8 @@ pub struct Strata {
     pub root: PathBuf,
     pub work: PathBuf,
     driver: Option<String>,
+    /// Set in every command's environment.
+    pub env: Vec<(String, String)>,
     dir: TempDir,
 }
 
@@ -38,6 +42,7 @@ impl Strata {
             root,
             work,
             driver: driver.map(str::to_owned),
+            env: Vec::new(),
             dir,
         }
     }
@@ -53,8 +58,35 @@ impl Strata {
         if let Some(d) = &self.driver {
             cmd.arg("--storage-driver").arg(d);
         }
-        cmd.args(args).env_remove("STRATA_FAILPOINT");
+        cmd.args(args)
+            .env_remove("STRATA_FAILPOINT")
+            .env("STRATA_PLUGIN_DIRS", self.plugin_dirs())
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
+    }
+
+    /// Where this store's `strata` looks for volume plugins: its own
+    /// folders, so one test's plugins are not every test's.
+    pub fn plugin_dirs(&self) -> String {
+        format!(
+            "{}:{}",
+            self.plugin_sockets().display(),
+            self.dir.path().join("plugins/etc").display()
+        )
+    }
+
+    /// The socket folder of [`Strata::plugin_dirs`] (made on demand).
+    pub fn plugin_sockets(&self) -> PathBuf {
+        let dir = self.dir.path().join("plugins/run");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// The first spec folder of [`Strata::plugin_dirs`] (made on demand).
+    pub fn plugin_specs(&self) -> PathBuf {
+        let dir = self.dir.path().join("plugins/etc");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -148,6 +180,12 @@ impl Strata {
             blobs: listing(self.root.join("content/blobs/sha256")),
             ingest: listing(self.root.join("content/ingest")),
             tmp: listing(self.root.join("tmp")),
+            // Lock files (dot names) come and go with any volume command.
+            volumes: listing(self.root.join("volumes"))
+                .into_iter()
+                .filter(|n| !n.starts_with('.'))
+                .collect(),
+            volume_records: self.ok(&["volume", "ls", "-q"]),
             check: self.ok(&["system", "check"]),
         }
     }
@@ -172,7 +210,22 @@ pub struct StoreState {
     pub blobs: Vec<String>,
     pub ingest: Vec<String>,
     pub tmp: Vec<String>,
+    pub volumes: Vec<String>,
+    pub volume_records: String,
     pub check: String,
+}
+
+/// Waits (up to 10 s) for a server to make its socket at `path`.
+pub fn wait_for_socket(path: &Path) {
+    let t = std::time::Instant::now();
+    while !path.exists() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "nothing listened on {}",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Detaches every mount at or below `dir`, deepest first.

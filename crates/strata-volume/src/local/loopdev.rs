@@ -1,0 +1,147 @@
+//! Loop devices for volume images, without `losetup`: a free device from
+//! `/dev/loop-control`, configured in one `LOOP_CONFIGURE` with
+//! autoclear, so the kernel frees it when its last user (the mount) goes.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
+const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
+const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
+const LO_FLAGS_AUTOCLEAR: u32 = 4;
+const LO_NAME_SIZE: usize = 64;
+/// Tries before giving up when other processes keep taking the free device.
+const ATTEMPTS: usize = 32;
+
+/// `struct loop_info64` (linux/loop.h).
+#[repr(C)]
+struct LoopInfo64 {
+    device: u64,
+    inode: u64,
+    rdevice: u64,
+    offset: u64,
+    size_limit: u64,
+    number: u32,
+    encrypt_type: u32,
+    encrypt_key_size: u32,
+    flags: u32,
+    file_name: [u8; LO_NAME_SIZE],
+    crypt_name: [u8; LO_NAME_SIZE],
+    encrypt_key: [u8; 32],
+    init: [u64; 2],
+}
+
+/// `struct loop_config` (linux/loop.h).
+#[repr(C)]
+struct LoopConfig {
+    fd: u32,
+    block_size: u32,
+    info: LoopInfo64,
+    reserved: [u64; 8],
+}
+
+const _: () = assert!(std::mem::size_of::<LoopConfig>() == 304);
+
+/// A loop device we configured, held open until its user (a mount) has it.
+pub struct Attached {
+    _device: File,
+    pub path: PathBuf,
+}
+
+/// Attaches `image` to a free loop device.
+pub fn attach(image: &Path) -> io::Result<Attached> {
+    let backing = OpenOptions::new().read(true).write(true).open(image)?;
+    let control = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/loop-control")?;
+    let config = config_for(&backing, image);
+    let mut last = io::Error::other("no attempt made");
+    for _ in 0..ATTEMPTS {
+        // SAFETY: LOOP_CTL_GET_FREE takes no argument.
+        let n = cvt(unsafe { libc::ioctl(control.as_raw_fd(), LOOP_CTL_GET_FREE as _) })?;
+        let path = PathBuf::from(format!("/dev/loop{n}"));
+        match configure(&path, &config) {
+            Ok(device) => {
+                return Ok(Attached {
+                    _device: device,
+                    path,
+                });
+            }
+            // Another process took it first, or udev has not caught up.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::ENOENT)) => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
+fn config_for(backing: &File, image: &Path) -> LoopConfig {
+    // SAFETY: all-zero is a valid loop_config (plain integers and arrays).
+    let mut config: LoopConfig = unsafe { std::mem::zeroed() };
+    config.fd = backing.as_raw_fd() as u32;
+    config.info.flags = LO_FLAGS_AUTOCLEAR;
+    let name = image.as_os_str().as_encoded_bytes();
+    let len = name.len().min(LO_NAME_SIZE - 1);
+    config.info.file_name[..len].copy_from_slice(&name[..len]);
+    config
+}
+
+fn configure(path: &Path, config: &LoopConfig) -> io::Result<File> {
+    let device = OpenOptions::new().read(true).write(true).open(path)?;
+    // SAFETY: LOOP_CONFIGURE reads one loop_config, which outlives the call.
+    cvt(unsafe { libc::ioctl(device.as_raw_fd(), LOOP_CONFIGURE as _, config) })?;
+    Ok(device)
+}
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Loop devices in use and the files behind them (as the kernel names
+/// them: absolute, with " (deleted)" appended once removed).
+pub fn bound() -> io::Result<Vec<(PathBuf, PathBuf)>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/sys/block")? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str().filter(|n| n.starts_with("loop")) else {
+            continue;
+        };
+        let file = Path::new("/sys/block").join(name).join("loop/backing_file");
+        match std::fs::read_to_string(&file) {
+            Ok(backing) => found.push((
+                Path::new("/dev").join(name),
+                PathBuf::from(backing.trim_end_matches('\n')),
+            )),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(found)
+}
+
+/// The loop device `image` is attached to, if any.
+pub fn backed_by(image: &Path) -> io::Result<Option<PathBuf>> {
+    let image = image.canonicalize()?;
+    Ok(bound()?
+        .into_iter()
+        .find(|(_, backing)| *backing == image)
+        .map(|(device, _)| device))
+}
+
+/// Detaches loop device `device` (or, if something still uses it, has
+/// the kernel detach it when that user lets go).
+pub fn detach(device: &Path) -> io::Result<()> {
+    let file = File::open(device)?;
+    // SAFETY: LOOP_CLR_FD takes no argument.
+    match cvt(unsafe { libc::ioctl(file.as_raw_fd(), LOOP_CLR_FD as _) }) {
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Ok(()), // already free
+        other => other.map(drop),
+    }
+}
