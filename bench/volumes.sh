@@ -53,16 +53,16 @@ if [ -z "${SKIP_DOCKER:-}" ]; then
   docker_start "$W/docker"
   "$DOCKER" import "$W/busybox.tar" bb > /dev/null
   docker+=(-n docker-local
-    "$DOCKER volume create x >/dev/null && $DOCKER run --rm --network none -v x:/d bb true && $DOCKER volume rm x >/dev/null")
+    "$DOCKER volume create bv >/dev/null && $DOCKER run --rm --network none -v bv:/d bb true && $DOCKER volume rm bv >/dev/null")
   docker+=(-n docker-strata
-    "$DOCKER volume create -d strata-bench -o size=100M x >/dev/null && $DOCKER run --rm --network none -v x:/d bb true && $DOCKER volume rm x >/dev/null")
+    "$DOCKER volume create -d strata-bench -o size=100M bv >/dev/null && $DOCKER run --rm --network none -v bv:/d bb true && $DOCKER volume rm bv >/dev/null")
 fi
 
 echo "== volume create + run --rm -v + volume rm"
 hyperfine --warmup 3 --runs "$RUNS" --export-json "$OUT/volumes.json" \
-  -n strata-plain "$S volume create x >/dev/null && $S run --rm -v x:/d bb true && $S volume rm x >/dev/null" \
-  -n strata-sized "$S volume create -o size=100M x >/dev/null && $S run --rm -v x:/d bb true && $S volume rm x >/dev/null" \
-  -n strata-plugin "$S volume create -d benchplug x >/dev/null && $S run --rm -v x:/d bb true && $S volume rm x >/dev/null" \
+  -n strata-plain "$S volume create bv >/dev/null && $S run --rm -v bv:/d bb true && $S volume rm bv >/dev/null" \
+  -n strata-sized "$S volume create -o size=100M bv >/dev/null && $S run --rm -v bv:/d bb true && $S volume rm bv >/dev/null" \
+  -n strata-plugin "$S volume create -d benchplug bv >/dev/null && $S run --rm -v bv:/d bb true && $S volume rm bv >/dev/null" \
   "${docker[@]}"
 
 python3 - "$OUT/volumes.json" <<'PY'
