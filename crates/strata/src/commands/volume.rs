@@ -57,7 +57,8 @@ pub fn serve(settings: &crate::settings::Settings, a: &PluginServeArgs) -> anyho
     let (settings, name) = (settings.clone(), a.name.clone());
     strata_plugin::serve_blocking(&socket, move || -> anyhow::Result<Box<dyn VolumeDriver>> {
         let store = crate::open_store(&settings)?;
-        // Mounts left by a plugin killed before: nobody holds them now.
+        // Mounts Docker holds survive a plugin restart: Docker still
+        // counts them and will send their Unmount.
         let volumes = Volumes::new(
             store.layout(),
             store.db().clone(),
