@@ -442,6 +442,18 @@ impl Volumes {
         Ok((removed, freed))
     }
 
+    /// `system df`: each recorded volume with the number of containers
+    /// using it and its size.
+    pub fn usage(&self) -> Result<Vec<(Volume, usize, u64)>> {
+        let mut rows = Vec::new();
+        for v in self.list(&[])? {
+            let links = self.db.read(|tx| meta::users(tx, &v.name))?.len();
+            let bytes = self.size(&v)?;
+            rows.push((v, links, bytes));
+        }
+        Ok(rows)
+    }
+
     /// Bytes a local volume's files take (walks them, as Docker does; a
     /// sized volume reports what its filesystem has in use).
     pub fn size(&self, v: &Volume) -> Result<u64> {

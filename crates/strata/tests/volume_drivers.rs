@@ -74,6 +74,15 @@ fn sized_volume_holds_its_limit_in_a_container() {
     assert_eq!(size, 20 << 20);
     assert!(usage > 10 << 20 && usage <= size, "usage {usage}");
 
+    let df = s.ok(&["system", "df", "--format", "json"]);
+    let row: serde_json::Value = df
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["Type"] == "Local Volumes")
+        .expect("a Local Volumes row");
+    assert_eq!(row["TotalCount"], 1, "{row}");
+    assert!(row["Size"].as_str().unwrap().ends_with("MB"), "{row}");
+
     // The data stays for the next container; removal takes it all.
     let seen = s.ok(&["run", "--rm", "-v", "sized:/data", "img", "ls", "/data"]);
     assert_eq!(seen.trim(), "big");

@@ -14,6 +14,9 @@ pub fn df(store: &Store, args: &DfArgs, out: &mut dyn Write) -> anyhow::Result<(
     let usage = store.disk_usage()?;
     let cache = store.build_cache_usage()?;
     let images = usage.images.len();
+    let volumes = super::volume::service(store).usage()?;
+    let count = |used: bool| volumes.iter().filter(move |(_, l, _)| (*l > 0) == used);
+    let volume_bytes: u64 = volumes.iter().map(|(_, _, b)| b).sum();
     // No containers yet: every image is reclaimable.
     let summary = [
         (
@@ -24,7 +27,13 @@ pub fn df(store: &Store, args: &DfArgs, out: &mut dyn Write) -> anyhow::Result<(
             usage.layers_size,
         ),
         ("Containers", 0, 0, 0, 0),
-        ("Local Volumes", 0, 0, 0, 0),
+        (
+            "Local Volumes",
+            volumes.len() as u64,
+            count(true).count() as u64,
+            volume_bytes,
+            count(false).map(|(_, _, b)| b).sum(),
+        ),
         (
             "Build Cache",
             cache.steps,
@@ -114,10 +123,12 @@ pub fn df(store: &Store, args: &DfArgs, out: &mut dyn Write) -> anyhow::Result<(
         out,
         "\nContainers space usage:\n\nCONTAINER ID   IMAGE   COMMAND   LOCAL VOLUMES   SIZE   CREATED   STATUS   NAMES"
     )?;
-    writeln!(
-        out,
-        "\nLocal Volumes space usage:\n\nVOLUME NAME   LINKS   SIZE"
-    )?;
+    writeln!(out, "\nLocal Volumes space usage:\n")?;
+    let mut t = Table::new(&["VOLUME NAME", "LINKS", "SIZE"]);
+    for (v, links, bytes) in &volumes {
+        t.row(vec![v.name.clone(), links.to_string(), size(*bytes)]);
+    }
+    t.print(out)?;
     writeln!(out, "\nBuild cache usage: 0B")?;
     Ok(())
 }
