@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rustix::fd::AsFd;
 use serde_json::json;
@@ -138,24 +138,11 @@ impl Store {
                 self.write_tar(&images, out, opts, progress)?;
             }
             Target::File(path) => {
-                let temp = temp_beside(path);
-                let result = File::create_new(&temp)
-                    .map_err(io_at(&temp))
-                    .and_then(|f| {
-                        self.write_tar(
-                            &images,
-                            BufWriter::with_capacity(1 << 20, f),
-                            opts,
-                            progress,
-                        )
-                    })
-                    .and_then(|f| f.into_inner().map_err(|e| io_at(&temp)(e.into_error())))
-                    .and_then(|f| f.sync_all().map_err(io_at(&temp)))
-                    .and_then(|()| std::fs::rename(&temp, path).map_err(io_at(path)));
-                if result.is_err() {
-                    let _ = std::fs::remove_file(&temp);
-                }
-                result?;
+                strata_store::fsutil::write_streamed(
+                    path,
+                    |out| self.write_tar(&images, out, opts, progress).map(drop),
+                    |p, e| io_at(p)(e),
+                )?;
             }
             Target::Dir(path) => {
                 if path.exists()
@@ -171,7 +158,7 @@ impl Store {
                         ),
                     });
                 }
-                let temp = temp_beside(path);
+                let temp = strata_store::fsutil::temp_beside(path);
                 let result = std::fs::create_dir(&temp)
                     .map_err(io_at(&temp))
                     .and_then(|()| {
@@ -450,12 +437,4 @@ fn add_bytes(sink: &mut dyn Sink, name: &str, bytes: &[u8]) -> Result<()> {
     }
     sink.add(name, bytes.len() as u64, &mut &bytes[..])
         .map_err(io_at(name))
-}
-
-fn temp_beside(path: &Path) -> PathBuf {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    path.with_file_name(format!(
-        ".{name}.strata-{}",
-        strata_store::fsutil::random_hex(6)
-    ))
 }

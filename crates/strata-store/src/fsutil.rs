@@ -1,8 +1,8 @@
 //! Small filesystem helpers shared by the store's durability protocols.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
-use std::path::Path;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
 
 /// Makes a folder's entries (creates, renames, deletes) durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -22,13 +22,42 @@ pub fn write_replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     replace(path, bytes, false)
 }
 
+/// A hidden name beside `path` for writing it before renaming into place.
+pub fn temp_beside(path: &Path) -> PathBuf {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    path.with_file_name(format!(".{name}.strata-{}", random_hex(6)))
+}
+
+/// Writes `path` whole or not at all from a stream: `write` fills a
+/// temp file beside it (through a 1 MiB buffer), which is fsynced and
+/// renamed into place. On any failure the temp file goes and `path` is as
+/// it was. `io_error` turns the I/O failures here into the caller's error.
+pub fn write_streamed<E>(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> Result<(), E>,
+    io_error: impl Fn(&Path, io::Error) -> E,
+) -> Result<(), E> {
+    let temp = temp_beside(path);
+    let result = File::create_new(&temp)
+        .map_err(|e| io_error(&temp, e))
+        .and_then(|f| {
+            let mut out = BufWriter::with_capacity(1 << 20, f);
+            write(&mut out)?;
+            let f = out
+                .into_inner()
+                .map_err(|e| io_error(&temp, e.into_error()))?;
+            f.sync_all().map_err(|e| io_error(&temp, e))?;
+            fs::rename(&temp, path).map_err(|e| io_error(path, e))
+        });
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
 fn replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let temp = dir.join(format!(
-        ".{}.{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("tmp"),
-        random_hex(8)
-    ));
+    let temp = temp_beside(path);
     let result = (|| {
         let mut f = File::create_new(&temp)?;
         f.write_all(bytes)?;

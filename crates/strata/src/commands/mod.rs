@@ -89,7 +89,6 @@ pub fn write_tar(
     output: Option<&std::path::Path>,
     write: impl FnOnce(&mut (dyn Write + Send)) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    use anyhow::Context;
     use std::io::IsTerminal;
     let Some(path) = output else {
         if std::io::stdout().is_terminal() {
@@ -99,17 +98,9 @@ pub fn write_tar(
         write(&mut out)?;
         return Ok(out.flush()?);
     };
-    let tmp = std::path::PathBuf::from(format!("{}.partial", path.display()));
-    let file =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    let written = write(&mut out)
-        .and_then(|()| Ok(out.into_inner().map_err(|e| e.into_error())?.sync_all()?))
-        .and_then(|()| {
-            std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
-        });
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
+    strata_store::fsutil::write_streamed(
+        path,
+        |out| write(out),
+        |p, e| anyhow::Error::new(e).context(format!("writing {}", p.display())),
+    )
 }
