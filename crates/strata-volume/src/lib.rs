@@ -308,14 +308,7 @@ impl Volumes {
                 continue;
             };
             if let Ok(Some(v)) = driver.get(name) {
-                let row = meta::VolumeRow {
-                    name: v.name,
-                    driver: plugin,
-                    labels: BTreeMap::new(),
-                    options: BTreeMap::new(),
-                    anonymous: false,
-                    created: v.created_at.unwrap_or_else(strata_store::meta::now),
-                };
+                let row = plugin_row(&plugin, v);
                 self.db.write(|tx| meta::insert(tx, &row))?;
                 return Ok(row);
             }
@@ -365,27 +358,21 @@ impl Volumes {
         let mut volumes = self.list(filters)?;
         let mut warnings = Vec::new();
         for plugin in self.plugins.scan() {
-            let listed = self.driver(&plugin).and_then(|d| Ok(d.list()?));
-            match listed {
-                Ok(found) => {
-                    for v in found {
-                        if volumes.iter().any(|r| r.name == v.name) {
-                            continue;
-                        }
-                        let row = meta::VolumeRow {
-                            name: v.name,
-                            driver: plugin.clone(),
-                            labels: BTreeMap::new(),
-                            options: BTreeMap::new(),
-                            anonymous: false,
-                            created: v.created_at.unwrap_or_default(),
-                        };
-                        if filters.iter().all(|f| f.matches(&row, true)) {
-                            volumes.push(self.describe(row));
-                        }
-                    }
+            let found = match self.driver(&plugin).and_then(|d| Ok(d.list()?)) {
+                Ok(found) => found,
+                Err(e) => {
+                    warnings.push(e.to_string());
+                    continue;
                 }
-                Err(e) => warnings.push(e.to_string()),
+            };
+            for v in found {
+                let row = plugin_row(&plugin, v);
+                // Not recorded, so no container uses it: dangling.
+                if !volumes.iter().any(|r| r.name == row.name)
+                    && filters.iter().all(|f| f.matches(&row, true))
+                {
+                    volumes.push(self.describe(row));
+                }
             }
         }
         volumes.sort_by(|a, b| a.name.cmp(&b.name));
@@ -615,6 +602,18 @@ impl Volumes {
             orphans.push(entry.path());
         }
         Ok(orphans)
+    }
+}
+
+/// The record of a volume a plugin has that was not made through us.
+fn plugin_row(plugin: &str, v: driver::DriverVolume) -> meta::VolumeRow {
+    meta::VolumeRow {
+        name: v.name,
+        driver: plugin.to_owned(),
+        labels: BTreeMap::new(),
+        options: BTreeMap::new(),
+        anonymous: false,
+        created: v.created_at.unwrap_or_else(strata_store::meta::now),
     }
 }
 

@@ -4,36 +4,10 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
-
 use common::Strata;
 use common::archive::busybox_rootfs;
 use common::dockerd::Dockerd;
-
-struct Plugin {
-    child: Child,
-    socket: std::path::PathBuf,
-}
-
-impl Drop for Plugin {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.socket);
-    }
-}
-
-/// `strata plugin serve --name NAME` on Docker's default socket path.
-fn serve(s: &Strata, name: &str) -> Plugin {
-    let socket = std::path::PathBuf::from(format!("/run/docker/plugins/{name}.sock"));
-    let child = s
-        .command(&["plugin", "serve", "--name", name])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start strata plugin serve");
-    common::wait_for_socket(&socket);
-    Plugin { child, socket }
-}
+use common::plugin::Serving;
 
 fn ok(docker: &Dockerd, args: &[&str]) -> String {
     let out = docker.cli(args);
@@ -53,7 +27,8 @@ fn docker_uses_strata_volumes_through_the_plugin() {
     std::fs::write(&rootfs, busybox_rootfs()).unwrap();
     ok(&docker, &["import", rootfs.to_str().unwrap(), "bb"]);
     let name = format!("strata-test-{}", std::process::id());
-    let _plugin = serve(&s, &name);
+    // On Docker's default socket path, where dockerd looks.
+    let _plugin = Serving::start(&s, &name, None);
 
     ok(
         &docker,

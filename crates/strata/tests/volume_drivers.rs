@@ -5,12 +5,11 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Strata;
 use common::archive::Tar;
-use common::plugin::{BadPlugin, Knob, REFUSAL};
+use common::plugin::{BadPlugin, Knob, REFUSAL, Serving};
 use common::tree::Tree;
 
 /// A busybox image with the applets these tests use.
@@ -181,30 +180,19 @@ fn mount_types_are_made_on_first_use_and_undone_on_last() {
 /// `strata plugin serve` over a second store, on a socket in `s`'s
 /// plugin folder: a plugin that behaves.
 struct Served {
+    // Stopped before its store goes.
+    _plugin: Serving,
     store: Strata,
-    child: Child,
 }
 
 impl Served {
     fn start(s: &Strata, name: &str) -> Served {
         let store = Strata::new();
         let socket = s.plugin_sockets().join(format!("{name}.sock"));
-        let child = store
-            .command(&["plugin", "serve", "--name", name, "--socket"])
-            .arg(&socket)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start strata plugin serve");
-        common::wait_for_socket(&socket);
-        Served { store, child }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Served {
+            _plugin: Serving::start(&store, name, Some(&socket)),
+            store,
+        }
     }
 }
 

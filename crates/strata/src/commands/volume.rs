@@ -191,13 +191,7 @@ pub fn import(volumes: &Volumes, a: &VolumeImportArgs) -> anyhow::Result<()> {
 
 pub fn clone(volumes: &Volumes, a: &VolumeCloneArgs) -> anyhow::Result<()> {
     let source = volumes.get(&a.source)?;
-    if volumes.get(&a.target).is_ok() {
-        bail!(
-            "volume {} already exists; clone into a new name or remove it first",
-            a.target
-        );
-    }
-    fresh(volumes, &a.target, |name| {
+    let created = fresh(volumes, &a.target, |name| {
         volumes.create(&CreateRequest {
             name: Some(name.to_owned()),
             driver: Some(source.driver.clone()),
@@ -205,6 +199,12 @@ pub fn clone(volumes: &Volumes, a: &VolumeCloneArgs) -> anyhow::Result<()> {
             options: source.options.clone(),
         })
     })?;
+    if !created {
+        bail!(
+            "volume {} already exists; clone into a new name or remove it first",
+            a.target
+        );
+    }
     let cloned = volumes.with_mounted(&a.source, |src| {
         volumes.with_mounted(&a.target, |dst| {
             strata_volume::backup::clone_tree(src, dst).map_err(Into::into)

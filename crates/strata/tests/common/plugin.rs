@@ -1,13 +1,49 @@
-//! A volume plugin that misbehaves on purpose, for the client's failure
-//! paths: a real unix socket and real HTTP, with canned answers. (For a
-//! plugin that behaves, the tests use `strata plugin serve` itself.)
+//! Volume plugins for the tests: `strata plugin serve` itself, for one
+//! that behaves, and one that misbehaves on purpose, for the client's
+//! failure paths: a real unix socket and real HTTP, with canned answers.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+/// `strata plugin serve --name NAME` over `store`'s volumes, on `socket`
+/// (None: the default, `/run/docker/plugins/NAME.sock`); stopped, and its
+/// socket removed, when dropped.
+pub struct Serving {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Serving {
+    pub fn start(store: &super::Strata, name: &str, socket: Option<&Path>) -> Serving {
+        let mut cmd = store.command(&["plugin", "serve", "--name", name]);
+        if let Some(path) = socket {
+            cmd.arg("--socket").arg(path);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start strata plugin serve");
+        let socket = socket.map_or_else(
+            || PathBuf::from(format!("/run/docker/plugins/{name}.sock")),
+            Path::to_owned,
+        );
+        super::wait_for_socket(&socket);
+        Serving { child, socket }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
 
 /// How the plugin answers every VolumeDriver call (Activate always works).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
