@@ -10,21 +10,7 @@ pub(crate) fn parse(
     expand: &dyn Fn(&str) -> Result<String, String>,
     ssh_index: usize,
 ) -> Result<RunMount, String> {
-    let mut mount = RunMount {
-        kind: MountKind::Bind,
-        target: String::new(),
-        id: None,
-        source: None,
-        from: None,
-        readonly: false,
-        sharing: None,
-        mode: None,
-        uid: None,
-        gid: None,
-        required: false,
-        env: None,
-        size: None,
-    };
+    let mut mount = RunMount::default();
     // Docker picks readonly by type unless a field says otherwise.
     let mut readonly: Option<bool> = None;
     for field in fields(spec)? {

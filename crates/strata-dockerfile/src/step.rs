@@ -76,9 +76,11 @@ pub struct InlineFile {
     pub content: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MountKind {
     Cache,
+    /// Docker's type when `--mount` names none.
+    #[default]
     Bind,
     Tmpfs,
     Secret,
@@ -87,7 +89,7 @@ pub enum MountKind {
 
 /// One `RUN --mount`, with Docker's defaults filled in where Docker fills
 /// them at parse time (readonly; secret and ssh ids and targets).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RunMount {
     pub kind: MountKind,
     pub target: String,

@@ -10,17 +10,8 @@ fn mount(kind: MountKind, target: &str) -> RunMount {
     RunMount {
         kind,
         target: target.to_owned(),
-        id: None,
-        source: None,
-        from: None,
         readonly: matches!(kind, MountKind::Bind | MountKind::Secret | MountKind::Ssh),
-        sharing: None,
-        mode: None,
-        uid: None,
-        gid: None,
-        required: false,
-        env: None,
-        size: None,
+        ..RunMount::default()
     }
 }
 
