@@ -35,6 +35,11 @@ fn context(s: &Strata, name: &str, files: &[(&str, &str)]) -> PathBuf {
     dir
 }
 
+/// A build context folder holding only `text` as its Dockerfile.
+fn dockerfile(s: &Strata, text: &str) -> PathBuf {
+    context(s, "ctx", &[("Dockerfile", text)])
+}
+
 fn build(s: &Strata, dir: &Path, extra: &[&str]) -> String {
     let mut args = vec!["build"];
     args.extend_from_slice(extra);
@@ -249,13 +254,9 @@ COPY c.txt /data/
 fn failing_run_stops_the_build_and_leaves_no_image() {
     let s = Strata::new();
     base(&s);
-    let dir = context(
+    let dir = dockerfile(
         &s,
-        "ctx",
-        &[(
-            "Dockerfile",
-            "FROM base\nRUN echo before\nRUN echo oops >&2; exit 3\nRUN echo never\n",
-        )],
+        "FROM base\nRUN echo before\nRUN echo oops >&2; exit 3\nRUN echo never\n",
     );
     let before = s.state();
     let out = s.run(&["build", "-t", "broken", dir.to_str().unwrap()]);
@@ -284,7 +285,7 @@ fn failing_run_stops_the_build_and_leaves_no_image() {
         .collect();
     assert!(work.is_empty(), "{work:?}");
     // The step before the failure stays cached.
-    let fixed = context(&s, "ctx", &[("Dockerfile", "FROM base\nRUN echo before\n")]);
+    let fixed = dockerfile(&s, "FROM base\nRUN echo before\n");
     let out = build(&s, &fixed, &[]);
     assert_eq!(cached_steps(&out), vec![2], "{out}");
 }
@@ -293,7 +294,7 @@ fn failing_run_stops_the_build_and_leaves_no_image() {
 fn multi_stage_builds_only_what_the_target_needs() {
     let s = Strata::new();
     base(&s);
-    let dockerfile = "ARG BASE=base
+    let text = "ARG BASE=base
 FROM ${BASE} AS builder
 RUN mkdir /out && echo built > /out/artifact
 FROM base AS unused
@@ -303,7 +304,7 @@ COPY --from=builder /out/artifact /artifact
 COPY --from=0 /out /out-again
 CMD [\"cat\", \"/artifact\"]
 ";
-    let dir = context(&s, "ctx", &[("Dockerfile", dockerfile)]);
+    let dir = dockerfile(&s, text);
     let out = build(&s, &dir, &["-t", "multi"]);
     assert!(
         !out.contains("exit 1"),
@@ -438,13 +439,9 @@ fn bad_dockerfiles_and_options_change_nothing() {
 fn cache_mounts_and_builder_prune() {
     let s = Strata::new();
     base(&s);
-    let dir = context(
+    let dir = dockerfile(
         &s,
-        "ctx",
-        &[(
-            "Dockerfile",
-            "FROM base\nRUN --mount=type=cache,target=/cache echo x >> /cache/runs; cat /cache/runs | busybox wc -l > /count\n",
-        )],
+        "FROM base\nRUN --mount=type=cache,target=/cache echo x >> /cache/runs; cat /cache/runs | busybox wc -l > /count\n",
     );
     build(&s, &dir, &["-t", "c1"]);
     build(&s, &dir, &["--no-cache", "-t", "c2"]);
