@@ -32,12 +32,7 @@ mkdir -p "$W"
 trap 'docker_stop; bench_rm "$W"' EXIT
 
 # The base image: busybox, imported into every tool as `base`.
-ROOTFS=$W/rootfs
-mkdir -p "$ROOTFS/bin" "$ROOTFS/etc" "$ROOTFS/tmp"
-cp /bin/busybox "$ROOTFS/bin/"
-for a in sh echo cat ls mkdir; do ln -s busybox "$ROOTFS/bin/$a"; done
-echo 'root:x:0:0:root:/root:/bin/sh' > "$ROOTFS/etc/passwd"
-tar -C "$ROOTFS" -cf "$W/base.tar" .
+bench_busybox "$W/rootfs" "$W/base.tar" sh echo cat ls mkdir
 
 # The small context: 2,000 files of 1 KiB in 20 folders.
 SMALL=$W/small

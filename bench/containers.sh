@@ -26,11 +26,7 @@ mkdir -p "$W"
 
 # The busybox root filesystem every tool runs.
 ROOTFS=$W/rootfs
-mkdir -p "$ROOTFS/bin" "$ROOTFS/etc" "$ROOTFS/proc" "$ROOTFS/dev" "$ROOTFS/sys"
-cp /bin/busybox "$ROOTFS/bin/"
-for a in sh true cat; do ln -s busybox "$ROOTFS/bin/$a"; done
-echo 'root:x:0:0:root:/root:/bin/sh' > "$ROOTFS/etc/passwd"
-tar -C "$ROOTFS" -cf "$W/busybox.tar" .
+bench_busybox "$ROOTFS" "$W/busybox.tar" sh true cat
 
 # Raw runc: the same rootfs as a bundle; runc's own spec, running `true`,
 # with no terminal and no network namespace change from the default.

@@ -42,6 +42,17 @@ bench_fresh() { bench_rm "$@"; bench_settle; mkdir -p "$@"; }
 # Read inputs once so every tool starts with them in the page cache.
 bench_warm() { cat "$@" > /dev/null; }
 
+# A busybox root filesystem with APPLETS linked and a root user, and its tar:
+# the base image every tool imports.
+bench_busybox() {  # bench_busybox ROOTFS TAR APPLET...
+  local rootfs=$1 tar=$2; shift 2
+  mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp" "$rootfs/proc" "$rootfs/dev" "$rootfs/sys"
+  cp /bin/busybox "$rootfs/bin/"
+  for a in "$@"; do ln -s busybox "$rootfs/bin/$a"; done
+  echo 'root:x:0:0:root:/root:/bin/sh' > "$rootfs/etc/passwd"
+  tar -C "$rootfs" -cf "$tar" .
+}
+
 # --- docker: a private dockerd with its own data-root, exec-root and socket.
 docker_start() {  # docker_start DATA_ROOT [wrapper cmd...]  (e.g. /usr/bin/time -v -o F)
   local data=$1; shift

@@ -24,11 +24,7 @@ mkdir -p "$OUT"
 bench_rm "$W"
 mkdir -p "$W/plugins"
 
-ROOTFS=$W/rootfs
-mkdir -p "$ROOTFS/bin" "$ROOTFS/etc" "$ROOTFS/proc" "$ROOTFS/dev" "$ROOTFS/sys" "$ROOTFS/d"
-cp /bin/busybox "$ROOTFS/bin/"
-for a in sh true; do ln -s busybox "$ROOTFS/bin/$a"; done
-tar -C "$ROOTFS" -cf "$W/busybox.tar" .
+bench_busybox "$W/rootfs" "$W/busybox.tar" sh true
 
 # The client store finds its plugin in a private folder; Docker looks in
 # /run/docker/plugins, so the plugin it uses gets a name of its own there.
