@@ -168,7 +168,6 @@ impl Caller<'_> {
 }
 
 pub struct Volumes {
-    dir: PathBuf,
     db: Rc<Db>,
     local: Rc<LocalDriver>,
     plugins: Box<dyn Plugins>,
@@ -180,8 +179,7 @@ impl Volumes {
     pub fn new(layout: &Layout, db: Rc<Db>, plugins: Box<dyn Plugins>) -> Volumes {
         let dir = layout.root().join("volumes");
         Volumes {
-            local: Rc::new(LocalDriver::new(dir.clone(), db.clone())),
-            dir,
+            local: Rc::new(LocalDriver::new(dir, db.clone())),
             db,
             plugins,
             activated: RefCell::new(BTreeMap::new()),
@@ -211,11 +209,6 @@ impl Volumes {
             .borrow_mut()
             .insert(name.to_owned(), d.clone());
         Ok(d)
-    }
-
-    /// Where a local volume's data is (plugins: ask [`Volumes::mount`]).
-    pub fn mountpoint(&self, name: &str) -> PathBuf {
-        self.dir.join(name).join("_data")
     }
 
     /// Creates a volume, or returns the existing one of that name if its
@@ -278,7 +271,7 @@ impl Volumes {
 
     fn describe(&self, row: meta::VolumeRow) -> Volume {
         let mountpoint = if row.driver == LOCAL {
-            self.mountpoint(&row.name)
+            self.local.data(&row.name)
         } else {
             PathBuf::new()
         };
@@ -450,7 +443,7 @@ impl Volumes {
         if let Some((used, _)) = self.local.usage(&v.name)? {
             return Ok(used);
         }
-        let data = self.mountpoint(&v.name);
+        let data = self.local.data(&v.name);
         strata_archive::fsops::disk_usage(&data)
             .map(|(bytes, _)| bytes)
             .map_err(io_at(&data))
@@ -553,7 +546,7 @@ impl Volumes {
     }
 
     fn lock_path(&self, name: &str) -> PathBuf {
-        self.dir.join(".locks").join(name)
+        self.local.dir().join(".locks").join(name)
     }
 
     /// The volume's lock, serializing mount, unmount and remove across
@@ -562,7 +555,7 @@ impl Volumes {
         let path = self.lock_path(name);
         let mut lock = match StoreLock::open(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let parent = self.dir.join(".locks");
+                let parent = self.local.dir().join(".locks");
                 std::fs::create_dir_all(&parent).map_err(io_at(&parent))?;
                 StoreLock::open(&path)
             }
@@ -577,10 +570,11 @@ impl Volumes {
     /// Volume folders no record owns (a crash during `create` or `rm`);
     /// with `repair`, removes them. Returns what it found.
     pub fn check(&self, repair: bool) -> Result<Vec<PathBuf>> {
-        let entries = match std::fs::read_dir(&self.dir) {
+        let dir = self.local.dir();
+        let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_at(&self.dir)(e)),
+            Err(e) => return Err(io_at(dir)(e)),
         };
         let known: Vec<String> = self
             .db
@@ -590,7 +584,7 @@ impl Volumes {
             .collect();
         let mut orphans = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(io_at(&self.dir))?;
+            let entry = entry.map_err(io_at(dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             // Lock files live beside the volumes; no volume name starts with a dot.
             if name.starts_with('.') || known.contains(&name) {

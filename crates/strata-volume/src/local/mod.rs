@@ -63,6 +63,14 @@ impl LocalDriver {
         &self.dir
     }
 
+    /// Where volume `name`'s data is (its mount point when it has one).
+    pub fn data(&self, name: &str) -> PathBuf {
+        Folder {
+            root: self.dir.join(name),
+        }
+        .data()
+    }
+
     fn folder(&self, name: &str) -> Result<Folder> {
         Folder::new(&self.dir, name)
     }
