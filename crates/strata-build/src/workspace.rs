@@ -102,12 +102,15 @@ fn remove(dir: &Path) {
             let _ = Runc::new(Path::new(runtime)).delete(id, true);
         }
     }
-    let mounted = mounts_under(dir);
+    let mounted = strata_snapshot::mount::mounts_under(dir).unwrap_or_default();
     // Innermost first.
     for m in mounted.iter().rev() {
         let _ = strata_snapshot::mount::unmount(m);
     }
-    if mounts_under(dir).is_empty() {
+    if strata_snapshot::mount::mounts_under(dir)
+        .unwrap_or_default()
+        .is_empty()
+    {
         let _ = std::fs::remove_dir_all(dir);
     } else {
         tracing::warn!(
@@ -115,41 +118,4 @@ fn remove(dir: &Path) {
             dir.display()
         );
     }
-}
-
-/// Mount points at or under `dir`, in mount order.
-fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(unescape(p)))
-        .filter(|p| p.starts_with(dir))
-        .collect()
-}
-
-/// mountinfo writes space, tab, newline and backslash as `\ooo`.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let octal = b.get(i + 1..i + 4).and_then(|o| {
-            std::str::from_utf8(o)
-                .ok()
-                .and_then(|o| u8::from_str_radix(o, 8).ok())
-        });
-        match (b[i], octal) {
-            (b'\\', Some(c)) => {
-                out.push(c);
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

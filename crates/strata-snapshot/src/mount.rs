@@ -253,12 +253,25 @@ pub fn is_mounted(target: &Path) -> io::Result<bool> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e),
     };
+    Ok(mount_points()?.contains(&target))
+}
+
+/// Mount points at or under `dir`, in mount order.
+pub fn mounts_under(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut points = mount_points()?;
+    points.retain(|p| p.starts_with(dir));
+    Ok(points)
+}
+
+/// Every mount point in this process's mount table, in mount order.
+fn mount_points() -> io::Result<Vec<PathBuf>> {
+    use std::os::unix::ffi::OsStringExt;
     let table = std::fs::read("/proc/self/mountinfo")?;
-    let wanted = target.as_os_str().as_encoded_bytes();
     Ok(table
         .split(|&b| b == b'\n')
         .filter_map(|line| line.split(|&b| b == b' ').nth(4))
-        .any(|point| unescape_mountinfo(point) == wanted))
+        .map(|point| std::ffi::OsString::from_vec(unescape_mountinfo(point)).into())
+        .collect())
 }
 
 /// mountinfo writes space, tab, newline and backslash as `\ooo`.
