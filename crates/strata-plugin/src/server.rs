@@ -9,8 +9,7 @@ use std::error::Error;
 use std::fs;
 use std::future::Future;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
@@ -23,23 +22,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
 use serde::Serialize;
+use strata_serve::{SocketError, bind_socket, terminated};
 use strata_volume::driver::{DriverError, VolumeDriver};
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
 
 use crate::protocol::*;
-
-/// Who may talk to the socket: root and the socket's group.
-const SOCKET_MODE: u32 = 0o660;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("cannot start the volume driver: {0}")]
     Driver(Box<dyn Error + Send + Sync>),
-    #[error("{0} exists and is not a socket; remove it or serve on another path")]
-    NotASocket(PathBuf),
-    #[error("another plugin already serves on {0}; stop it first")]
-    InUse(PathBuf),
+    #[error(transparent)]
+    Socket(#[from] SocketError),
     #[error("cannot {action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -204,21 +198,6 @@ impl RunningServer {
     }
 }
 
-async fn terminated() {
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without handlers, the signals' default action still stops the
-        // process; the next start removes the stale socket.
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-}
-
 fn start_driver<F, E>(make_driver: F) -> Result<(mpsc::Sender<Job>, JoinHandle<()>), ServeError>
 where
     F: FnOnce() -> Result<Box<dyn VolumeDriver>, E> + Send + 'static,
@@ -242,36 +221,6 @@ where
         Ok(Err(e)) => Err(ServeError::Driver(e)),
         Err(_) => Err(ServeError::Driver("it panicked while starting".into())),
     }
-}
-
-fn bind_socket(path: &Path) -> Result<UnixListener, ServeError> {
-    let io_error = |action| {
-        move |source| ServeError::Io {
-            action,
-            path: path.into(),
-            source,
-        }
-    };
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(io_error("create the folder of"))?;
-    }
-    match fs::symlink_metadata(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_error("inspect")(e)),
-        Ok(meta) if !meta.file_type().is_socket() => {
-            return Err(ServeError::NotASocket(path.into()));
-        }
-        Ok(_) if UnixStream::connect(path).is_ok() => return Err(ServeError::InUse(path.into())),
-        Ok(_) => fs::remove_file(path).map_err(io_error("remove the stale socket"))?,
-    }
-    let listener = UnixListener::bind(path).map_err(io_error("bind"))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(SOCKET_MODE))
-        .map_err(io_error("set the mode of"))?;
-    // Tokio takes over the listener and needs it non-blocking.
-    listener
-        .set_nonblocking(true)
-        .map_err(io_error("configure"))?;
-    Ok(listener)
 }
 
 async fn handle(

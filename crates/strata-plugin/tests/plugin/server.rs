@@ -300,7 +300,7 @@ fn binds_only_where_it_should() {
     std::fs::remove_file(&socket).unwrap();
 
     let running = Server::bind(&socket, memory).unwrap().spawn();
-    check("another plugin already serves on");
+    check("another server already serves on");
     running.stop().unwrap();
 
     // A stale socket from a server that died is replaced.

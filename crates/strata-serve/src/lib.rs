@@ -1,0 +1,97 @@
+//! What Strata's servers (the volume plugin, CSI) share: claiming a unix
+//! socket path, and stopping on SIGTERM or SIGINT.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Who may talk to a socket: root and the socket's group.
+pub const SOCKET_MODE: u32 = 0o660;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    #[error("{0} exists and is not a socket; remove it or serve on another path")]
+    NotASocket(PathBuf),
+    #[error("another server already serves on {0}; stop it first")]
+    InUse(PathBuf),
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+}
+
+/// Binds `path` (making its folder; replacing a stale socket that nothing
+/// answers on, never a live one or another kind of file), owner and group
+/// only, non-blocking for tokio.
+pub fn bind_socket(path: &Path) -> Result<UnixListener, SocketError> {
+    let io_error = |action| {
+        move |source| SocketError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    };
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(io_error("create the folder of"))?;
+    }
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error("inspect")(e)),
+        Ok(meta) if !meta.file_type().is_socket() => {
+            return Err(SocketError::NotASocket(path.into()));
+        }
+        Ok(_) if UnixStream::connect(path).is_ok() => return Err(SocketError::InUse(path.into())),
+        Ok(_) => fs::remove_file(path).map_err(io_error("remove the stale socket"))?,
+    }
+    let listener = UnixListener::bind(path).map_err(io_error("bind"))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(SOCKET_MODE))
+        .map_err(io_error("set the mode of"))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(io_error("configure"))?;
+    Ok(listener)
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn terminated() {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without handlers, the signals' default action still stops the
+        // process; the next start removes the stale socket.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_only_stale_sockets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/s.sock");
+        let live = bind_socket(&path).unwrap();
+        assert!(matches!(bind_socket(&path), Err(SocketError::InUse(_))));
+        drop(live);
+        bind_socket(&path).expect("a stale socket is replaced");
+        let file = dir.path().join("file");
+        fs::write(&file, "x").unwrap();
+        assert!(matches!(
+            bind_socket(&file),
+            Err(SocketError::NotASocket(_))
+        ));
+        assert_eq!(fs::read(&file).unwrap(), b"x");
+    }
+}
