@@ -67,6 +67,8 @@ pub enum VolumeError {
     UnknownDriver { name: String, places: String },
     #[error("volume driver '{name}' cannot be used: {source}")]
     Plugin { name: String, source: PluginError },
+    #[error("volume {name} belongs to driver {driver}; only local volumes can do this")]
+    NotLocal { name: String, driver: String },
     #[error(transparent)]
     Driver(#[from] DriverError),
     #[error(transparent)]
@@ -151,18 +153,19 @@ pub struct CreateRequest {
     pub options: BTreeMap<String, String>,
 }
 
-/// Who holds a mount: one of our containers, or a client of `strata
-/// plugin serve` (which its daemon tracks, so reconcile leaves it alone).
+/// Who holds a mount: one of our containers, or an orchestrator outside
+/// Strata that tracks its own mounts, so reconcile leaves them alone (a
+/// Docker daemon through `strata plugin serve`, a CSI node stage).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Caller<'a> {
     Container(&'a str),
-    PluginClient(&'a str),
+    External(&'a str),
 }
 
 impl Caller<'_> {
     fn id(&self) -> &str {
         match self {
-            Caller::Container(id) | Caller::PluginClient(id) => id,
+            Caller::Container(id) | Caller::External(id) => id,
         }
     }
 }
@@ -184,6 +187,32 @@ impl Volumes {
             plugins,
             activated: RefCell::new(BTreeMap::new()),
         }
+    }
+
+    /// The built-in driver, for what only it offers (raw block devices,
+    /// growing).
+    pub fn local(&self) -> &LocalDriver {
+        &self.local
+    }
+
+    /// Grows local sized volume `name` to at least `size` bytes (its
+    /// filesystem too, with `fs`) and returns its size.
+    pub fn grow(&self, name: &str, size: u64, fs: bool) -> Result<u64> {
+        let mut row = self.recorded(name)?;
+        if row.driver != LOCAL {
+            return Err(VolumeError::NotLocal {
+                name: row.name,
+                driver: row.driver,
+            });
+        }
+        let _lock = self.lock(name)?;
+        let now = self.local.grow(name, size)?;
+        if fs {
+            self.local.grow_fs(name)?;
+        }
+        row.options.insert("size".to_owned(), now.to_string());
+        self.db.write(|tx| meta::set_options(tx, name, &row.options))?;
+        Ok(now)
     }
 
     /// The driver called `name`.
@@ -462,7 +491,7 @@ impl Volumes {
             return Ok(path);
         }
         let path = driver.mount(name, caller.id())?;
-        let plugin = matches!(caller, Caller::PluginClient(_));
+        let plugin = matches!(caller, Caller::External(_));
         let recorded = self
             .db
             .write(|tx| meta::add_mount(tx, name, caller.id(), plugin));

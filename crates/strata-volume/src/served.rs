@@ -75,7 +75,7 @@ impl VolumeDriver for Served {
     fn mount(&self, name: &str, id: &str) -> DriverResult<PathBuf> {
         let mounted = self
             .local(name)
-            .and_then(|_| self.volumes.mount(name, crate::Caller::PluginClient(id)));
+            .and_then(|_| self.volumes.mount(name, crate::Caller::External(id)));
         self.answer("VolumeDriver.Mount", mounted)
     }
 

@@ -8,6 +8,7 @@
 
 pub mod build_cache;
 pub mod containers;
+pub mod csi;
 pub mod images;
 pub mod snapshots;
 pub mod volumes;
@@ -74,6 +75,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
     include_str!("schema_v4.sql"),
+    include_str!("schema_v5.sql"),
 ];
 
 /// A connection to the store's database. Methods take `&self` so one

@@ -58,6 +58,18 @@ pub fn insert(conn: &Connection, v: &VolumeRow) -> rusqlite::Result<bool> {
     Ok(n == 1)
 }
 
+pub fn set_options(
+    conn: &Connection,
+    name: &str,
+    options: &BTreeMap<String, String>,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE volumes SET options = ?2 WHERE name = ?1",
+        params![name, super::json_text(options)],
+    )?;
+    Ok(())
+}
+
 pub fn delete(conn: &Connection, name: &str) -> rusqlite::Result<()> {
     conn.execute("DELETE FROM volumes WHERE name = ?1", [name])?;
     Ok(())

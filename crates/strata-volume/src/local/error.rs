@@ -24,6 +24,8 @@ pub enum LocalError {
     NoDevice(PathBuf),
     #[error("volume {0} was not completely created (interrupted); remove it and create it again")]
     Incomplete(String),
+    #[error("the volume has no size to change; only sized volumes (size=) can grow")]
+    NotSized,
     #[error("volume {name} is still mounted for {callers}; unmount it (stop the containers) first")]
     InUse { name: String, callers: String },
     #[error("{what} {path}: {source}")]

@@ -59,6 +59,7 @@ fn format(image: &Path, size: u64, fs: Fs) -> Result<()> {
             Ok(())
         }
         Fs::Xfs => mkfs_xfs(image, size),
+        Fs::Raw => Ok(()),
     }
 }
 
@@ -101,7 +102,8 @@ pub fn mount(image: &Path, fs: Fs, target: &Path) -> Result<()> {
     if let Some(device) = held {
         return mount_device(&device, fs.as_str(), OPTIONS, target);
     }
-    let attached = loopdev::attach(image).map_err(io_err("attaching a loop device to", image))?;
+    let attached =
+        loopdev::attach(image, true).map_err(io_err("attaching a loop device to", image))?;
     mount_device(&attached.path, fs.as_str(), OPTIONS, target)
     // `attached` closes here: the mount holds the device now, and
     // autoclear frees it when the mount goes.

@@ -1,6 +1,8 @@
 //! Loop devices for volume images, without `losetup`: a free device from
-//! `/dev/loop-control`, configured in one `LOOP_CONFIGURE` with
-//! autoclear, so the kernel frees it when its last user (the mount) goes.
+//! `/dev/loop-control`, configured in one `LOOP_CONFIGURE`. A device under
+//! a mount has autoclear, so the kernel frees it when its last user (the
+//! mount) goes; a raw block volume's device has no user that holds it
+//! open, so it stays until detached.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -9,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
 const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
+const LOOP_SET_CAPACITY: libc::c_ulong = 0x4C07;
 const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
 const LO_FLAGS_AUTOCLEAR: u32 = 4;
 const LO_NAME_SIZE: usize = 64;
@@ -50,14 +53,15 @@ pub struct Attached {
     pub path: PathBuf,
 }
 
-/// Attaches `image` to a free loop device.
-pub fn attach(image: &Path) -> io::Result<Attached> {
+/// Attaches `image` to a free loop device, freed by the kernel when its
+/// last user goes if `autoclear`.
+pub fn attach(image: &Path, autoclear: bool) -> io::Result<Attached> {
     let backing = OpenOptions::new().read(true).write(true).open(image)?;
     let control = OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/loop-control")?;
-    let config = config_for(&backing, image);
+    let config = config_for(&backing, image, autoclear);
     let mut last = io::Error::other("no attempt made");
     for _ in 0..ATTEMPTS {
         // SAFETY: LOOP_CTL_GET_FREE takes no argument.
@@ -78,11 +82,13 @@ pub fn attach(image: &Path) -> io::Result<Attached> {
     Err(last)
 }
 
-fn config_for(backing: &File, image: &Path) -> LoopConfig {
+fn config_for(backing: &File, image: &Path, autoclear: bool) -> LoopConfig {
     // SAFETY: all-zero is a valid loop_config (plain integers and arrays).
     let mut config: LoopConfig = unsafe { std::mem::zeroed() };
     config.fd = backing.as_raw_fd() as u32;
-    config.info.flags = LO_FLAGS_AUTOCLEAR;
+    if autoclear {
+        config.info.flags = LO_FLAGS_AUTOCLEAR;
+    }
     let name = image.as_os_str().as_encoded_bytes();
     let len = name.len().min(LO_NAME_SIZE - 1);
     config.info.file_name[..len].copy_from_slice(&name[..len]);
@@ -144,4 +150,11 @@ pub fn detach(device: &Path) -> io::Result<()> {
         Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Ok(()), // already free
         other => other.map(drop),
     }
+}
+
+/// Has loop device `device` take up its backing file's new size.
+pub fn set_capacity(device: &Path) -> io::Result<()> {
+    let file = File::open(device)?;
+    // SAFETY: LOOP_SET_CAPACITY takes no argument.
+    cvt(unsafe { libc::ioctl(file.as_raw_fd(), LOOP_SET_CAPACITY as _) }).map(drop)
 }

@@ -16,6 +16,7 @@
 //! makes the kernel mount unless `_data` already is one, and unmount undoes
 //! it once no row is left.
 
+mod block;
 mod command;
 mod create;
 mod error;
@@ -26,6 +27,7 @@ mod mount;
 mod options;
 mod quota;
 mod reconcile;
+mod resize;
 mod status;
 
 use std::collections::BTreeMap;
@@ -87,6 +89,7 @@ impl LocalDriver {
             State::Plain => {}
             State::Missing => folder.make_data()?,
             State::Incomplete => return Err(LocalError::Incomplete(name.to_owned())),
+            State::Made(record) if block::is_raw(&record) => return self.attach(&folder),
             State::Made(record) => {
                 folder.make_data()?;
                 if record.backing.mounts() && !is_mountpoint(&data)? {
@@ -97,11 +100,34 @@ impl LocalDriver {
         Ok(data)
     }
 
+    /// Where `name`'s data is: `_data`, or a raw volume's loop device.
+    fn path_of(&self, name: &str) -> Result<Option<PathBuf>> {
+        let folder = self.folder(name)?;
+        match folder.state()? {
+            State::Made(record) if block::is_raw(&record) => self.attached(&folder),
+            _ => Ok(Some(folder.data())),
+        }
+    }
+
+    /// Where volume `name`'s image is (sized volumes without a quota).
+    pub fn image(&self, name: &str) -> PathBuf {
+        Folder {
+            root: self.dir.join(name),
+        }
+        .image()
+    }
+
     fn unmount_volume(&self, name: &str) -> Result<()> {
         let folder = self.folder(name)?;
         let State::Made(record) = folder.state()? else {
             return Ok(());
         };
+        if block::is_raw(&record) {
+            return match self.callers(name)?.is_empty() {
+                true => self.detach(&folder),
+                false => Ok(()),
+            };
+        }
         let data = folder.data();
         if record.backing.mounts() && self.callers(name)?.is_empty() && is_mountpoint(&data)? {
             mount::unmount(&data)?;
@@ -118,6 +144,9 @@ impl LocalDriver {
             State::Made(record) => Some(record),
         };
         self.release(name, &folder)?;
+        if record.as_ref().is_some_and(block::is_raw) {
+            self.detach(&folder)?;
+        }
         if let Some(Record {
             backing: Backing::Quota { project, .. },
             ..
@@ -204,8 +233,7 @@ impl VolumeDriver for LocalDriver {
     }
 
     fn path(&self, name: &str) -> DriverResult<Option<PathBuf>> {
-        let folder = self.folder(name).map_err(|e| e.at("VolumeDriver.Path"))?;
-        Ok(Some(folder.data()))
+        self.path_of(name).map_err(|e| e.at("VolumeDriver.Path"))
     }
 
     fn get(&self, name: &str) -> DriverResult<Option<DriverVolume>> {

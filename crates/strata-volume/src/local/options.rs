@@ -25,6 +25,9 @@ pub struct MountSpec {
 pub enum Fs {
     Ext4,
     Xfs,
+    /// None: the image is a raw block device (a CSI block volume), which
+    /// is attached to a loop device but never mounted as a folder.
+    Raw,
 }
 
 impl Fs {
@@ -32,6 +35,7 @@ impl Fs {
         match self {
             Fs::Ext4 => "ext4",
             Fs::Xfs => "xfs",
+            Fs::Raw => "raw",
         }
     }
 }
@@ -150,8 +154,9 @@ fn parse_fs(fs: &str) -> Result<Fs> {
     match fs {
         "ext4" => Ok(Fs::Ext4),
         "xfs" => Ok(Fs::Xfs),
+        "raw" => Ok(Fs::Raw),
         other => Err(invalid(format!(
-            "fs={other} is not supported; use fs=ext4 or fs=xfs"
+            "fs={other} is not supported; use fs=ext4, fs=xfs or fs=raw (no filesystem)"
         ))),
     }
 }
@@ -317,6 +322,13 @@ mod tests {
             Ok(Request::Sized {
                 size: 1 << 30,
                 fs: Some(Fs::Xfs),
+            }),
+        );
+        check(
+            &[("size", "1G"), ("fs", "raw")],
+            Ok(Request::Sized {
+                size: 1 << 30,
+                fs: Some(Fs::Raw),
             }),
         );
         check(&[("type", "tmpfs")], mount("tmpfs", "tmpfs", ""));
