@@ -101,6 +101,107 @@ fn sized_volume_on_an_ext4_image() {
 }
 
 #[test]
+fn raw_volume_mounts_as_a_loop_device_until_the_last_caller() {
+    let env = Env::new();
+    env.create("raw", &[("size", "8M"), ("fs", "raw")]).unwrap();
+    let image = env.folder("raw").join("disk.img");
+    let device = env.hold("raw", "stage");
+    assert!(
+        device.to_string_lossy().starts_with("/dev/loop"),
+        "{}",
+        device.display()
+    );
+    assert_eq!(env.driver.path("raw").unwrap(), Some(device.clone()));
+    assert_eq!(
+        env.hold("raw", "publish"),
+        device,
+        "one device for all callers"
+    );
+    std::fs::write(&device, vec![7u8; 4096]).unwrap();
+    env.release("raw", "publish");
+    assert_eq!(
+        sh("losetup", &["-j", image.to_str().unwrap()]).is_empty(),
+        false,
+        "still attached for the other caller"
+    );
+    env.release("raw", "stage");
+    assert_eq!(sh("losetup", &["-j", image.to_str().unwrap()]), "");
+    assert_eq!(&std::fs::read(&image).unwrap()[..4096], &[7u8; 4096][..]);
+    env.driver.remove("raw").unwrap();
+    assert!(!env.folder("raw").exists());
+}
+
+#[test]
+fn removing_a_raw_volume_detaches_its_device() {
+    let env = Env::new();
+    env.create("raw", &[("size", "4M"), ("fs", "raw")]).unwrap();
+    let image = env.folder("raw").join("disk.img");
+    env.hold("raw", "c1");
+    env.forget("raw", "c1");
+    env.driver.remove("raw").unwrap();
+    assert_eq!(sh("losetup", &["-j", image.to_str().unwrap()]), "");
+}
+
+#[test]
+fn xfs_volume_grows_online() {
+    let env = Env::new();
+    env.create("growing", &[("size", "300M"), ("fs", "xfs")])
+        .unwrap();
+    let data = env.hold("growing", "c1");
+    fill(&data.join("kept"), 4).unwrap();
+    let before = fs_size(&data);
+    assert_eq!(
+        env.driver.grow("growing", 8 << 20).unwrap(),
+        300 << 20,
+        "never shrinks"
+    );
+    assert_eq!(env.driver.grow("growing", 400 << 20).unwrap(), 400 << 20);
+    env.driver.grow_fs("growing").unwrap();
+    let after = fs_size(&data);
+    assert!(after > before + (90 << 20), "{before} -> {after}");
+    assert_eq!(std::fs::metadata(data.join("kept")).unwrap().len(), 4 << 20);
+    assert_eq!(env.driver.usage("growing").unwrap().unwrap().1, 400 << 20);
+    env.release("growing", "c1");
+    let err = env.driver.grow_fs("growing").unwrap_err();
+    assert!(err.to_string().contains("only while mounted"), "{err}");
+    env.driver.remove("growing").unwrap();
+}
+
+#[test]
+fn ext4_volume_grows_offline() {
+    let env = Env::new();
+    env.create("growing", &[("size", "16M")]).unwrap();
+    let data = env.hold("growing", "c1");
+    fill(&data.join("kept"), 4).unwrap();
+    let before = fs_size(&data);
+    env.release("growing", "c1");
+    assert_eq!(env.driver.grow("growing", 48 << 20).unwrap(), 48 << 20);
+    env.driver.grow_fs("growing").unwrap();
+    let data = env.hold("growing", "c2");
+    let after = fs_size(&data);
+    assert!(after > before + (24 << 20), "{before} -> {after}");
+    assert_eq!(std::fs::metadata(data.join("kept")).unwrap().len(), 4 << 20);
+    fill(&data.join("more"), 30).expect("the new space is usable");
+    assert!(!data.join("lost+found").exists(), "the check's lost+found is gone");
+    env.release("growing", "c2");
+    env.driver.remove("growing").unwrap();
+}
+
+/// The size of the filesystem at `path`.
+fn fs_size(path: &std::path::Path) -> u64 {
+    let st = rustix::fs::statvfs(path).unwrap();
+    st.f_blocks * st.f_frsize
+}
+
+#[test]
+fn only_sized_volumes_grow() {
+    let env = Env::new();
+    env.create("plain", &[]).unwrap();
+    let err = env.driver.grow("plain", 1 << 30).unwrap_err();
+    assert!(err.to_string().contains("only sized volumes"), "{err}");
+}
+
+#[test]
 fn sized_volume_on_an_xfs_image() {
     let env = Env::new();
     env.create("xv", &[("size", "300M"), ("fs", "xfs")])

@@ -6,13 +6,19 @@ use super::error::{LocalError, Result};
 
 /// Runs `command`, turning a failure into an error carrying its stderr.
 pub fn run(command: &mut Command) -> Result<()> {
+    run_accepting(command, &[0])
+}
+
+/// Runs `command`, taking the exit codes in `ok` as success (e2fsck
+/// exits 1 when it fixed something).
+pub fn run_accepting(command: &mut Command, ok: &[i32]) -> Result<()> {
     let name = command.get_program().to_string_lossy().into_owned();
     let output = command.output().map_err(|source| LocalError::Command {
         command: name.clone(),
         status: "it did not start; is it installed?".into(),
         stderr: source.to_string(),
     })?;
-    if output.status.success() {
+    if output.status.code().is_some_and(|c| ok.contains(&c)) {
         return Ok(());
     }
     Err(LocalError::Command {

@@ -81,7 +81,7 @@ fn mkfs_xfs(image: &Path, size: u64) -> Result<()> {
     }
 }
 
-fn remove_lost_found(image: &Path) {
+pub(super) fn remove_lost_found(image: &Path) {
     let _ = Command::new("debugfs")
         .args(["-w", "-R", "rmdir lost+found"])
         .arg(image)

@@ -1,17 +1,19 @@
 //! Growing a sized volume: its image (or project quota) first, then the
 //! filesystem inside, as CSI splits it between ControllerExpandVolume and
-//! NodeExpandVolume. Volumes never shrink.
+//! NodeExpandVolume. Volumes never shrink. xfs grows only while mounted;
+//! ext4 grows while unmounted, and while mounted only with
+//! CAP_SYS_RESOURCE (the kernel's rule for online resize).
 
 use std::fs::OpenOptions;
 use std::process::Command;
 
 use crate::driver::DriverResult;
 
-use super::command::run;
+use super::command::{run, run_accepting};
 use super::error::{LocalError, Result, io_err};
 use super::folder::{Backing, Folder, Record, State};
 use super::options::Fs;
-use super::{LocalDriver, is_mountpoint, loopdev, quota};
+use super::{LocalDriver, image, is_mountpoint, loopdev, quota};
 
 impl LocalDriver {
     /// Grows sized volume `name` to at least `size` bytes and returns its
@@ -77,17 +79,41 @@ impl LocalDriver {
         let mounted = device.is_some() && is_mountpoint(&data)?;
         match (fs, device) {
             (Fs::Raw, _) => Ok(()),
-            (Fs::Ext4, Some(device)) if mounted => run(Command::new("resize2fs").arg(&device)),
+            (Fs::Ext4, Some(device)) if mounted => {
+                may_resize_ext4_online()?;
+                run(Command::new("resize2fs").arg(&device))
+            }
             (Fs::Xfs, Some(_)) if mounted => run(Command::new("xfs_growfs").arg(&data)),
             (Fs::Ext4, _) => {
-                run(Command::new("e2fsck").args(["-f", "-y"]).arg(&image))?;
-                run(Command::new("resize2fs").arg(&image))
+                // resize2fs wants a freshly checked filesystem; the check
+                // makes lost+found again, which a new volume has not.
+                run_accepting(
+                    Command::new("e2fsck").args(["-f", "-y"]).arg(&image),
+                    &[0, 1],
+                )?;
+                run(Command::new("resize2fs").arg(&image))?;
+                image::remove_lost_found(&image);
+                Ok(())
             }
             (Fs::Xfs, _) => Err(LocalError::Options(format!(
                 "an xfs filesystem grows only while mounted; mount volume {name} and grow it again"
             ))),
         }
     }
+}
+
+/// The kernel grows a mounted ext4 only for CAP_SYS_RESOURCE; without it
+/// resize2fs says just "permission denied", so say what to do instead.
+fn may_resize_ext4_online() -> Result<()> {
+    use rustix::thread::{CapabilitySet, capabilities};
+    let caps = capabilities(None)
+        .map_err(|e| io_err("reading the capabilities of", "this process")(e.into()))?;
+    if caps.effective.contains(CapabilitySet::SYS_RESOURCE) {
+        return Ok(());
+    }
+    Err(LocalError::Options(
+        "growing a mounted ext4 filesystem needs CAP_SYS_RESOURCE, which this process lacks; grow it while unmounted (unpublish it first) or use fs=xfs, which grows online".into(),
+    ))
 }
 
 /// Makes the image `size` bytes (sparse), then has an attached loop device
