@@ -211,7 +211,8 @@ impl Volumes {
             self.local.grow_fs(name)?;
         }
         row.options.insert("size".to_owned(), now.to_string());
-        self.db.write(|tx| meta::set_options(tx, name, &row.options))?;
+        self.db
+            .write(|tx| meta::set_options(tx, name, &row.options))?;
         Ok(now)
     }
 

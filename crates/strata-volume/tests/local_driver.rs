@@ -181,7 +181,10 @@ fn ext4_volume_grows_offline() {
     assert!(after > before + (24 << 20), "{before} -> {after}");
     assert_eq!(std::fs::metadata(data.join("kept")).unwrap().len(), 4 << 20);
     fill(&data.join("more"), 30).expect("the new space is usable");
-    assert!(!data.join("lost+found").exists(), "the check's lost+found is gone");
+    assert!(
+        !data.join("lost+found").exists(),
+        "the check's lost+found is gone"
+    );
     env.release("growing", "c2");
     env.driver.remove("growing").unwrap();
 }

@@ -4,7 +4,7 @@
 //! detaches it. Nothing holds the device open between calls, so it is
 //! attached without autoclear.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::error::{Result, io_err};
 use super::folder::{Backing, Folder, Record};
@@ -18,7 +18,7 @@ impl LocalDriver {
             Some(device) => Ok(device),
             None => {
                 let image = folder.image();
-                loopdev::attach(&image, false)
+                loopdev::attach(&image, loopdev::Flags::default())
                     .map(|attached| attached.path)
                     .map_err(io_err("attaching a loop device to", &image))
             }
@@ -37,6 +37,37 @@ impl LocalDriver {
     pub(super) fn attached(&self, folder: &Folder) -> Result<Option<PathBuf>> {
         let image = folder.image();
         loopdev::backed_by(&image).map_err(io_err("looking for the loop device of", &image))
+    }
+}
+
+impl LocalDriver {
+    /// A read-only loop device of raw volume `name`'s image, of its own:
+    /// a read-only mount does not stop writes through a device node, so a
+    /// read-only block publish needs a device that refuses them. Nothing
+    /// else uses it; [`LocalDriver::detach_read_only`] frees it.
+    pub fn attach_read_only(&self, name: &str) -> crate::driver::DriverResult<PathBuf> {
+        let folder = self.folder(name).map_err(|e| e.at("AttachReadOnly"))?;
+        let image = folder.image();
+        let flags = loopdev::Flags {
+            autoclear: false,
+            read_only: true,
+        };
+        loopdev::attach(&image, flags)
+            .map(|attached| attached.path)
+            .map_err(|e| io_err("attaching a loop device to", &image)(e).at("AttachReadOnly"))
+    }
+
+    /// Frees `device` if it is a read-only loop device of `name`'s image.
+    pub fn detach_read_only(&self, name: &str, device: &Path) -> crate::driver::DriverResult<()> {
+        let image = self.image(name);
+        let ours = loopdev::bound()
+            .map_err(|e| io_err("listing loop devices for", &image)(e).at("DetachReadOnly"))?
+            .into_iter()
+            .any(|(d, backing)| d == device && Some(backing) == image.canonicalize().ok());
+        if !ours || !loopdev::is_read_only(device) {
+            return Ok(());
+        }
+        loopdev::detach(device).map_err(|e| io_err("detaching", device)(e).at("DetachReadOnly"))
     }
 }
 

@@ -102,8 +102,12 @@ pub fn mount(image: &Path, fs: Fs, target: &Path) -> Result<()> {
     if let Some(device) = held {
         return mount_device(&device, fs.as_str(), OPTIONS, target);
     }
+    let flags = loopdev::Flags {
+        autoclear: true,
+        read_only: false,
+    };
     let attached =
-        loopdev::attach(image, true).map_err(io_err("attaching a loop device to", image))?;
+        loopdev::attach(image, flags).map_err(io_err("attaching a loop device to", image))?;
     mount_device(&attached.path, fs.as_str(), OPTIONS, target)
     // `attached` closes here: the mount holds the device now, and
     // autoclear frees it when the mount goes.

@@ -13,6 +13,7 @@ const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
 const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
 const LOOP_SET_CAPACITY: libc::c_ulong = 0x4C07;
 const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
+const LO_FLAGS_READ_ONLY: u32 = 1;
 const LO_FLAGS_AUTOCLEAR: u32 = 4;
 const LO_NAME_SIZE: usize = 64;
 /// Tries before giving up when other processes keep taking the free device.
@@ -53,15 +54,25 @@ pub struct Attached {
     pub path: PathBuf,
 }
 
-/// Attaches `image` to a free loop device, freed by the kernel when its
-/// last user goes if `autoclear`.
-pub fn attach(image: &Path, autoclear: bool) -> io::Result<Attached> {
-    let backing = OpenOptions::new().read(true).write(true).open(image)?;
+/// How a loop device is attached.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Flags {
+    /// Freed by the kernel when its last user goes.
+    pub autoclear: bool,
+    pub read_only: bool,
+}
+
+/// Attaches `image` to a free loop device.
+pub fn attach(image: &Path, flags: Flags) -> io::Result<Attached> {
+    let backing = OpenOptions::new()
+        .read(true)
+        .write(!flags.read_only)
+        .open(image)?;
     let control = OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/loop-control")?;
-    let config = config_for(&backing, image, autoclear);
+    let config = config_for(&backing, image, flags);
     let mut last = io::Error::other("no attempt made");
     for _ in 0..ATTEMPTS {
         // SAFETY: LOOP_CTL_GET_FREE takes no argument.
@@ -82,12 +93,15 @@ pub fn attach(image: &Path, autoclear: bool) -> io::Result<Attached> {
     Err(last)
 }
 
-fn config_for(backing: &File, image: &Path, autoclear: bool) -> LoopConfig {
+fn config_for(backing: &File, image: &Path, flags: Flags) -> LoopConfig {
     // SAFETY: all-zero is a valid loop_config (plain integers and arrays).
     let mut config: LoopConfig = unsafe { std::mem::zeroed() };
     config.fd = backing.as_raw_fd() as u32;
-    if autoclear {
-        config.info.flags = LO_FLAGS_AUTOCLEAR;
+    if flags.autoclear {
+        config.info.flags |= LO_FLAGS_AUTOCLEAR;
+    }
+    if flags.read_only {
+        config.info.flags |= LO_FLAGS_READ_ONLY;
     }
     let name = image.as_os_str().as_encoded_bytes();
     let len = name.len().min(LO_NAME_SIZE - 1);
@@ -96,7 +110,9 @@ fn config_for(backing: &File, image: &Path, autoclear: bool) -> LoopConfig {
 }
 
 fn configure(path: &Path, config: &LoopConfig) -> io::Result<File> {
-    let device = OpenOptions::new().read(true).write(true).open(path)?;
+    // The kernel makes a device opened without write access read-only.
+    let writable = config.info.flags & LO_FLAGS_READ_ONLY == 0;
+    let device = OpenOptions::new().read(true).write(writable).open(path)?;
     // SAFETY: LOOP_CONFIGURE reads one loop_config, which outlives the call.
     cvt(unsafe { libc::ioctl(device.as_raw_fd(), LOOP_CONFIGURE as _, config) })?;
     Ok(device)
@@ -132,13 +148,21 @@ pub fn bound() -> io::Result<Vec<(PathBuf, PathBuf)>> {
     Ok(found)
 }
 
-/// The loop device `image` is attached to, if any.
+/// The writable loop device `image` is attached to, if any (read-only
+/// ones are private to whoever attached them).
 pub fn backed_by(image: &Path) -> io::Result<Option<PathBuf>> {
     let image = image.canonicalize()?;
     Ok(bound()?
         .into_iter()
-        .find(|(_, backing)| *backing == image)
+        .find(|(device, backing)| *backing == image && !is_read_only(device))
         .map(|(device, _)| device))
+}
+
+/// Whether loop device `device` was attached read-only.
+pub fn is_read_only(device: &Path) -> bool {
+    let name = device.file_name().unwrap_or_default();
+    let ro = Path::new("/sys/block").join(name).join("ro");
+    std::fs::read_to_string(ro).is_ok_and(|v| v.trim() == "1")
 }
 
 /// Detaches loop device `device` (or, if something still uses it, has
