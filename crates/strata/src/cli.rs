@@ -95,6 +95,8 @@ pub enum Command {
     /// Volume plugins
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Serve Strata's volumes as a CSI driver, or drive any CSI driver
+    Csi(CsiArgs),
     /// Watch a container (started by strata itself)
     #[command(hide = true, name = "container-monitor")]
     Monitor(MonitorArgs),
@@ -160,6 +162,208 @@ pub struct PluginServeArgs {
     /// Socket to listen on [default: /run/docker/plugins/NAME.sock]
     #[arg(long)]
     pub socket: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct CsiArgs {
+    /// The CSI driver's socket (unix:///path/csi.sock or an absolute path)
+    #[arg(
+        long,
+        env = "STRATA_CSI_ENDPOINT",
+        global = true,
+        default_value = "unix:///run/strata/csi.sock"
+    )]
+    pub endpoint: String,
+    #[command(subcommand)]
+    pub command: CsiCommand,
+}
+
+#[derive(Subcommand)]
+pub enum CsiCommand {
+    /// Serve this store's volumes as the CSI driver csi.strata.dev on --endpoint
+    Serve(CsiServeArgs),
+    /// Show the driver's name, version, capabilities and node
+    Info(CsiFormatArgs),
+    /// Create a volume and print its ID
+    Create(CsiCreateArgs),
+    /// Delete volumes
+    #[command(alias = "rm")]
+    Delete(CsiIdsArgs),
+    /// Make a volume usable at a path on this node (stage and publish it)
+    Publish(CsiPublishArgs),
+    /// Undo publish (and unstage once no other path uses the volume)
+    Unpublish(CsiUnpublishArgs),
+    /// List volumes
+    #[command(alias = "list")]
+    Ls(CsiLsArgs),
+    /// Manage snapshots
+    #[command(subcommand)]
+    Snapshot(CsiSnapshotCommand),
+}
+
+#[derive(Args)]
+pub struct CsiServeArgs {
+    /// This node's ID, also its topology [default: the host name]
+    #[arg(long)]
+    pub node_id: Option<String>,
+    /// Serve the Controller service (with neither --controller nor --node: both)
+    #[arg(long)]
+    pub controller: bool,
+    /// Serve the Node service (with neither --controller nor --node: both)
+    #[arg(long)]
+    pub node: bool,
+    /// Offer ControllerPublishVolume, for orchestrators that attach volumes
+    #[arg(long)]
+    pub attach_required: bool,
+    /// How many volumes this node may hold (0: no limit)
+    #[arg(long = "max-volumes", default_value_t = 0)]
+    pub max_volumes: i64,
+}
+
+#[derive(Args)]
+pub struct CsiFormatArgs {
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+}
+
+/// CSI access modes.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CsiAccessMode {
+    SingleNodeWriter,
+    SingleNodeReaderOnly,
+    SingleNodeSingleWriter,
+    SingleNodeMultiWriter,
+    MultiNodeReaderOnly,
+    MultiNodeSingleWriter,
+    MultiNodeMultiWriter,
+}
+
+#[derive(Args)]
+pub struct CsiCreateArgs {
+    /// Capacity (e.g. 64M, 1.5G, 10GiB) [default: the driver's]
+    #[arg(long)]
+    pub size: Option<String>,
+    /// A parameter, as in a StorageClass (KEY=VALUE; Strata: type=dir|image, fs=ext4|xfs)
+    #[arg(short, long = "param")]
+    pub param: Vec<String>,
+    /// A raw block volume instead of a filesystem
+    #[arg(long)]
+    pub block: bool,
+    /// Filesystem type of a mount volume (Strata: for type=image)
+    #[arg(long, conflicts_with = "block")]
+    pub fs: Option<String>,
+    /// How the volume will be used
+    #[arg(long, value_enum, default_value = "single-node-writer")]
+    pub access_mode: CsiAccessMode,
+    /// Fill the volume from this snapshot
+    #[arg(long, conflicts_with = "from_volume")]
+    pub from_snapshot: Option<String>,
+    /// Fill the volume with a copy of this volume
+    #[arg(long)]
+    pub from_volume: Option<String>,
+    /// The volume's name; creating a name again gives the same volume
+    pub name: String,
+}
+
+#[derive(Args)]
+pub struct CsiIdsArgs {
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct CsiPublishArgs {
+    /// Publish read-only
+    #[arg(long)]
+    pub readonly: bool,
+    /// Publish a block volume: TARGET becomes its device
+    #[arg(long)]
+    pub block: bool,
+    /// Filesystem type of a mount volume
+    #[arg(long, conflicts_with = "block")]
+    pub fs: Option<String>,
+    /// A mount flag (e.g. noatime, nosuid); may be repeated
+    #[arg(long = "mount-flag", conflicts_with = "block")]
+    pub mount_flags: Vec<String>,
+    /// How the volume will be used
+    #[arg(long, value_enum, default_value = "single-node-writer")]
+    pub access_mode: CsiAccessMode,
+    /// Where volumes are staged, one folder each
+    #[arg(
+        long,
+        env = "STRATA_CSI_STAGING_ROOT",
+        default_value = "/run/strata/csi-staging"
+    )]
+    pub staging_root: PathBuf,
+    /// The node to publish to [default: the driver's node]
+    #[arg(long)]
+    pub node_id: Option<String>,
+    /// The volume's ID
+    pub id: String,
+    /// Where the volume appears: a folder, or with --block a device file
+    pub target: PathBuf,
+}
+
+#[derive(Args)]
+pub struct CsiUnpublishArgs {
+    /// Where volumes are staged (as given to publish)
+    #[arg(
+        long,
+        env = "STRATA_CSI_STAGING_ROOT",
+        default_value = "/run/strata/csi-staging"
+    )]
+    pub staging_root: PathBuf,
+    /// The node to unpublish from [default: the driver's node]
+    #[arg(long)]
+    pub node_id: Option<String>,
+    /// The volume's ID
+    pub id: String,
+    /// Where it was published
+    pub target: PathBuf,
+}
+
+#[derive(Args)]
+pub struct CsiLsArgs {
+    /// Only show volume IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Volumes per ListVolumes call (all pages are shown)
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i32).range(1..))]
+    pub page_size: i32,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+}
+
+#[derive(Subcommand)]
+pub enum CsiSnapshotCommand {
+    /// Snapshot a volume and print the snapshot's ID
+    Create(CsiSnapshotCreateArgs),
+    /// Delete snapshots
+    #[command(alias = "delete", alias = "remove")]
+    Rm(CsiIdsArgs),
+    /// List snapshots
+    #[command(alias = "list")]
+    Ls(CsiSnapshotLsArgs),
+}
+
+#[derive(Args)]
+pub struct CsiSnapshotCreateArgs {
+    /// The ID of the volume to snapshot
+    pub source: String,
+    /// The snapshot's name; taking a name again gives the same snapshot
+    pub name: String,
+}
+
+#[derive(Args)]
+pub struct CsiSnapshotLsArgs {
+    /// Only show snapshots of this volume
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Only show snapshot IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
 }
 
 #[derive(Args)]

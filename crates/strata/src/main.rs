@@ -16,7 +16,7 @@ use cli::{
     BuilderCommand, Cli, Command, ContainerCommand, ImageCommand, PluginCommand, SystemCommand,
     VolumeCommand,
 };
-use commands::{build, container, image, system, volume};
+use commands::{build, container, csi, image, system, volume};
 
 fn main() {
     let cli = Cli::parse();
@@ -102,6 +102,11 @@ pub fn open_store(settings: &settings::Settings) -> anyhow::Result<Store> {
 fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     let settings =
         settings::Settings::resolve(cli.root, cli.storage_driver, cli.config.as_deref())?;
+    // A CSI client needs no store, and `csi serve` opens its own.
+    let command = match cli.command {
+        Command::Csi(a) => return csi::run(&settings, a, out),
+        command => command,
+    };
     let store = open_store(&settings)?;
     let root = settings.root.clone();
     let config = cli.config.clone();
@@ -125,7 +130,8 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         monitor: &monitor,
     };
     let volumes = || volume::service(&store);
-    match cli.command {
+    match command {
+        Command::Csi(a) => csi::run(&settings, a, out),
         Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
             container::create(&ctx, &a, out)
         }

@@ -1,5 +1,6 @@
 pub mod build;
 pub mod container;
+pub mod csi;
 pub mod image;
 pub mod system;
 pub mod volume;
