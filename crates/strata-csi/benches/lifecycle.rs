@@ -6,112 +6,28 @@
 //!
 //! Run as root: `cargo bench -p strata-csi --bench lifecycle`.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::rc::Rc;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use std::path::Path;
 use strata_csi::client::CsiClient;
-use strata_csi::pb::volume_capability::{AccessMode, AccessType, MountVolume, access_mode::Mode};
-use strata_csi::pb::{self, CapacityRange, VolumeCapability};
-use strata_csi::server::{Config, RunningServer, Server};
-use strata_csi::storage::Storage;
-use strata_store::Layout;
-use strata_store::meta::Db;
+use strata_csi::pb;
+use support::{Paths, create, stage_and_publish, start, unpublish_and_delete};
 
 const GIB: i64 = 1 << 30;
 
-fn start(root: &Path) -> RunningServer {
-    std::fs::create_dir_all(root).unwrap();
-    let config = Config {
-        socket: root.join("csi.sock"),
-        node_id: "bench".into(),
-        controller: true,
-        node: true,
-        attach_required: false,
-        max_volumes_per_node: 0,
-    };
-    let layout = Layout::new(root);
-    Server::bind(config, move || {
-        Db::open(&layout.db()).map(|db| Storage::new(&layout, Rc::new(db)))
-    })
-    .unwrap()
-    .spawn()
-}
-
-fn mount_capability() -> VolumeCapability {
-    VolumeCapability {
-        access_type: Some(AccessType::Mount(MountVolume::default())),
-        access_mode: Some(AccessMode {
-            mode: Mode::SingleNodeWriter as i32,
-        }),
-    }
-}
-
-async fn create(client: &mut CsiClient, name: &str, kind: &str) -> String {
-    let mut parameters = HashMap::new();
-    parameters.insert("type".to_owned(), kind.to_owned());
-    let request = pb::CreateVolumeRequest {
-        name: name.to_owned(),
-        capacity_range: Some(CapacityRange {
-            required_bytes: GIB,
-            limit_bytes: 0,
-        }),
-        volume_capabilities: vec![mount_capability()],
-        parameters,
-        ..Default::default()
-    };
-    let response = client.controller().create_volume(request).await.unwrap();
-    response.into_inner().volume.unwrap().volume_id
-}
-
 /// One volume from create to delete.
 async fn lifecycle(client: &mut CsiClient, dir: &Path, name: &str, kind: &str) {
-    let id = create(client, name, kind).await;
-    let staging = dir.join("staging").join(name);
-    let target = dir.join("target").join(name);
-    std::fs::create_dir_all(&staging).unwrap();
-    let path = |p: &PathBuf| p.to_string_lossy().into_owned();
-    let node = client.node();
-    node.node_stage_volume(pb::NodeStageVolumeRequest {
-        volume_id: id.clone(),
-        staging_target_path: path(&staging),
-        volume_capability: Some(mount_capability()),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    node.node_publish_volume(pb::NodePublishVolumeRequest {
-        volume_id: id.clone(),
-        staging_target_path: path(&staging),
-        target_path: path(&target),
-        volume_capability: Some(mount_capability()),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    node.node_unpublish_volume(pb::NodeUnpublishVolumeRequest {
-        volume_id: id.clone(),
-        target_path: path(&target),
-    })
-    .await
-    .unwrap();
-    node.node_unstage_volume(pb::NodeUnstageVolumeRequest {
-        volume_id: id.clone(),
-        staging_target_path: path(&staging),
-    })
-    .await
-    .unwrap();
-    client
-        .controller()
-        .delete_volume(pb::DeleteVolumeRequest {
-            volume_id: id,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    std::fs::remove_dir(&staging).unwrap();
+    let id = create(client, name, kind, GIB).await;
+    let at = Paths {
+        staging: dir.join("staging").join(name),
+        target: dir.join("target").join(name),
+    };
+    stage_and_publish(client, &id, &at).await;
+    unpublish_and_delete(client, &id, &at).await;
 }
 
 /// Every page of ListVolumes; returns how many volumes it saw.
@@ -142,7 +58,7 @@ fn bench(c: &mut Criterion) {
         .prefix("strata-csi-bench")
         .tempdir_in("/var/tmp")
         .unwrap();
-    let server = start(&dir.path().join("root"));
+    let server = start(&dir.path().join("root"), "bench");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -172,7 +88,7 @@ fn bench(c: &mut Criterion) {
 
     runtime.block_on(async {
         for n in 0..1000 {
-            create(&mut client, &format!("listed-{n:04}"), "dir").await;
+            create(&mut client, &format!("listed-{n:04}"), "dir", GIB).await;
         }
     });
     group.sample_size(20);
@@ -184,7 +100,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| assert_eq!(runtime.block_on(list_all(&mut client, 0)), 1000))
     });
     group.finish();
+    // The client's connection lives on its runtime: close both first.
     drop(client);
+    drop(runtime);
     server.stop().unwrap();
 }
 

@@ -283,14 +283,6 @@ pub struct NodeInfo {
 }
 
 impl DriverInfo {
-    pub fn has_controller(&self, cap: ControllerCap) -> bool {
-        self.controller.as_ref().is_some_and(|c| c.contains(&cap))
-    }
-
-    pub fn has_node(&self, cap: NodeCap) -> bool {
-        self.node.as_ref().is_some_and(|c| c.contains(&cap))
-    }
-
     /// The plugin capabilities by their spec names (`CONTROLLER_SERVICE`,
     /// `VOLUME_EXPANSION_ONLINE`).
     pub fn plugin_capability_names(&self) -> Vec<String> {
@@ -346,20 +338,11 @@ impl std::fmt::Debug for CsiClient {
 impl CsiClient {
     /// Connects to `endpoint` (`unix:///path`, `unix:/path` or `/path`).
     pub async fn connect(endpoint: &str) -> Result<CsiClient> {
-        CsiClient::connect_with(endpoint, None).await
-    }
-
-    /// Connects to `endpoint`; each call fails with DEADLINE_EXCEEDED after
-    /// `timeout` (None: calls may take as long as the driver needs).
-    pub async fn connect_with(endpoint: &str, timeout: Option<Duration>) -> Result<CsiClient> {
         let socket = socket_path(endpoint)?;
         // The URI is required by tonic but unused: the connector below
         // always opens the socket.
-        let mut ep =
+        let ep =
             Endpoint::from_static("http://[::]:50051").connect_timeout(Duration::from_secs(10));
-        if let Some(t) = timeout {
-            ep = ep.timeout(t);
-        }
         let path = socket.clone();
         let channel = ep
             .connect_with_connector(tower::service_fn(move |_: Uri| {
@@ -383,11 +366,6 @@ impl CsiClient {
         })
     }
 
-    /// The socket this client talks to.
-    pub fn socket(&self) -> &Path {
-        &self.socket
-    }
-
     /// The raw Identity stub, for calls this client does not wrap.
     pub fn identity(&mut self) -> &mut IdentityClient<Channel> {
         &mut self.identity
@@ -403,21 +381,48 @@ impl CsiClient {
         &mut self.node
     }
 
-    /// A driver's error from `rpc`, as a [`ClientError`].
-    pub fn rpc_error(&self, rpc: &'static str, status: Status) -> ClientError {
-        rpc_error(rpc, status, &self.socket)
+    /// Waits for `answer`, the driver's answer to `rpc` (sent on a clone
+    /// of a stub: tonic's stubs take `&mut self`, clones share the
+    /// connection). A failure names the call and the socket, so the user
+    /// sees which call to which driver went wrong.
+    async fn call<T>(
+        &self,
+        rpc: &'static str,
+        answer: impl Future<Output = Result<tonic::Response<T>, Status>>,
+    ) -> Result<T> {
+        match answer.await {
+            Ok(answer) => Ok(answer.into_inner()),
+            Err(status) => Err(rpc_error(rpc, status, &self.socket)),
+        }
     }
 
-    /// Probe: whether the driver says it is ready (an unset answer is ready).
-    pub async fn probe(&self) -> Result<bool> {
-        let answer = self
-            .identity
-            .clone()
-            .probe(pb::ProbeRequest {})
-            .await
-            .map_err(|s| self.rpc_error("Probe", s))?
-            .into_inner();
-        Ok(answer.ready.unwrap_or(true))
+    /// [`CsiClient::call`], where an answer with code `expected` is not a
+    /// failure but None: UNIMPLEMENTED from a service the endpoint does
+    /// not serve, NOT_FOUND from an undo of what is already gone.
+    async fn call_unless<T>(
+        &self,
+        rpc: &'static str,
+        expected: Code,
+        answer: impl Future<Output = Result<tonic::Response<T>, Status>>,
+    ) -> Result<Option<T>> {
+        match answer.await {
+            Ok(answer) => Ok(Some(answer.into_inner())),
+            Err(status) if status.code() == expected => Ok(None),
+            Err(status) => Err(rpc_error(rpc, status, &self.socket)),
+        }
+    }
+
+    /// Every entry of the paged listing `rpc`, through all pages (see
+    /// [`all_pages`]); `send(token)` asks for the page at `token`.
+    async fn list_all<P: Page>(
+        &self,
+        rpc: &'static str,
+        mut send: impl AsyncFnMut(String) -> Result<tonic::Response<P>, Status>,
+    ) -> Result<Vec<P::Entry>> {
+        all_pages(rpc, &self.socket, async |token| {
+            Ok(self.call(rpc, send(token)).await?.into_page())
+        })
+        .await
     }
 
     /// The driver's name, version and capabilities, and the node it runs
@@ -425,19 +430,21 @@ impl CsiClient {
     /// for the other service; that service is then `None`.
     pub async fn info(&self) -> Result<DriverInfo> {
         let plugin = self
-            .identity
-            .clone()
-            .get_plugin_info(pb::GetPluginInfoRequest {})
-            .await
-            .map_err(|s| self.rpc_error("GetPluginInfo", s))?
-            .into_inner();
+            .call(
+                "GetPluginInfo",
+                self.identity
+                    .clone()
+                    .get_plugin_info(pb::GetPluginInfoRequest {}),
+            )
+            .await?;
         let plugin_capabilities = self
-            .identity
-            .clone()
-            .get_plugin_capabilities(pb::GetPluginCapabilitiesRequest {})
-            .await
-            .map_err(|s| self.rpc_error("GetPluginCapabilities", s))?
-            .into_inner()
+            .call(
+                "GetPluginCapabilities",
+                self.identity
+                    .clone()
+                    .get_plugin_capabilities(pb::GetPluginCapabilitiesRequest {}),
+            )
+            .await?
             .capabilities;
         let controller = self.controller_caps().await?;
         let node = self.node_caps().await?;
@@ -453,67 +460,45 @@ impl CsiClient {
         })
     }
 
+    /// The Controller service's RPC capabilities; None when the endpoint
+    /// does not serve it.
     async fn controller_caps(&self) -> Result<Option<Vec<ControllerCap>>> {
+        use pb::controller_service_capability::Type;
+        let request = pb::ControllerGetCapabilitiesRequest {};
         let answer = self
-            .controller
-            .clone()
-            .controller_get_capabilities(pb::ControllerGetCapabilitiesRequest {})
-            .await;
-        let Some(answer) = unimplemented_is_none(answer)
-            .map_err(|s| self.rpc_error("ControllerGetCapabilities", s))?
-        else {
-            return Ok(None);
-        };
-        let caps = answer
-            .into_inner()
-            .capabilities
-            .into_iter()
-            .filter_map(|c| match c.r#type {
-                Some(pb::controller_service_capability::Type::Rpc(r)) => {
-                    ControllerCap::try_from(r.r#type).ok()
-                }
-                None => None,
-            })
-            .collect();
-        Ok(Some(caps))
+            .call_unless(
+                "ControllerGetCapabilities",
+                Code::Unimplemented,
+                self.controller.clone().controller_get_capabilities(request),
+            )
+            .await?;
+        Ok(answer.map(|a| known_caps(a.capabilities, |c| c.r#type.map(|Type::Rpc(r)| r.r#type))))
     }
 
+    /// The Node service's RPC capabilities; None when the endpoint does
+    /// not serve it.
     async fn node_caps(&self) -> Result<Option<Vec<NodeCap>>> {
+        use pb::node_service_capability::Type;
+        let request = pb::NodeGetCapabilitiesRequest {};
         let answer = self
-            .node
-            .clone()
-            .node_get_capabilities(pb::NodeGetCapabilitiesRequest {})
-            .await;
-        let Some(answer) =
-            unimplemented_is_none(answer).map_err(|s| self.rpc_error("NodeGetCapabilities", s))?
-        else {
-            return Ok(None);
-        };
-        let caps = answer
-            .into_inner()
-            .capabilities
-            .into_iter()
-            .filter_map(|c| match c.r#type {
-                Some(pb::node_service_capability::Type::Rpc(r)) => NodeCap::try_from(r.r#type).ok(),
-                None => None,
-            })
-            .collect();
-        Ok(Some(caps))
+            .call_unless(
+                "NodeGetCapabilities",
+                Code::Unimplemented,
+                self.node.clone().node_get_capabilities(request),
+            )
+            .await?;
+        Ok(answer.map(|a| known_caps(a.capabilities, |c| c.r#type.map(|Type::Rpc(r)| r.r#type))))
     }
 
     async fn node_info(&self) -> Result<Option<NodeInfo>> {
         let answer = self
-            .node
-            .clone()
-            .node_get_info(pb::NodeGetInfoRequest {})
-            .await;
-        let Some(answer) =
-            unimplemented_is_none(answer).map_err(|s| self.rpc_error("NodeGetInfo", s))?
-        else {
-            return Ok(None);
-        };
-        let answer = answer.into_inner();
-        Ok(Some(NodeInfo {
+            .call_unless(
+                "NodeGetInfo",
+                Code::Unimplemented,
+                self.node.clone().node_get_info(pb::NodeGetInfoRequest {}),
+            )
+            .await?;
+        Ok(answer.map(|answer| NodeInfo {
             node_id: answer.node_id,
             max_volumes_per_node: answer.max_volumes_per_node,
             topology: answer
@@ -538,27 +523,27 @@ impl CsiClient {
     /// CreateVolume; the volume as the driver describes it.
     pub async fn create_volume(&self, spec: &VolumeSpec) -> Result<pb::Volume> {
         let request = create_request(spec)?;
-        self.controller
-            .clone()
-            .create_volume(request)
-            .await
-            .map_err(|s| self.rpc_error("CreateVolume", s))?
-            .into_inner()
-            .volume
-            .ok_or_else(|| self.bad_answer("CreateVolume", "a volume"))
+        self.call(
+            "CreateVolume",
+            self.controller.clone().create_volume(request),
+        )
+        .await?
+        .volume
+        .ok_or_else(|| self.bad_answer("CreateVolume", "a volume"))
     }
 
     /// DeleteVolume; a volume that does not exist is already deleted.
     pub async fn delete_volume(&self, volume_id: &str) -> Result<()> {
         required("volume ID", volume_id)?;
-        self.controller
-            .clone()
-            .delete_volume(pb::DeleteVolumeRequest {
-                volume_id: volume_id.to_owned(),
-                secrets: HashMap::new(),
-            })
-            .await
-            .map_err(|s| self.rpc_error("DeleteVolume", s))?;
+        let request = pb::DeleteVolumeRequest {
+            volume_id: volume_id.to_owned(),
+            secrets: HashMap::new(),
+        };
+        self.call(
+            "DeleteVolume",
+            self.controller.clone().delete_volume(request),
+        )
+        .await?;
         Ok(())
     }
 
@@ -568,18 +553,12 @@ impl CsiClient {
         &self,
         page_size: i32,
     ) -> Result<Vec<pb::list_volumes_response::Entry>> {
-        all_pages("ListVolumes", &self.socket, async |token| {
-            let answer = self
-                .controller
-                .clone()
-                .list_volumes(pb::ListVolumesRequest {
-                    max_entries: page_size.max(0),
-                    starting_token: token,
-                })
-                .await
-                .map_err(|s| self.rpc_error("ListVolumes", s))?
-                .into_inner();
-            Ok((answer.entries, answer.next_token))
+        self.list_all("ListVolumes", async |token| {
+            let request = pb::ListVolumesRequest {
+                max_entries: page_size.max(0),
+                starting_token: token,
+            };
+            self.controller.clone().list_volumes(request).await
         })
         .await
     }
@@ -589,31 +568,32 @@ impl CsiClient {
     pub async fn create_snapshot(&self, source: &str, name: &str) -> Result<pb::Snapshot> {
         required("source volume ID", source)?;
         required("snapshot name", name)?;
-        self.controller
-            .clone()
-            .create_snapshot(pb::CreateSnapshotRequest {
-                source_volume_id: source.to_owned(),
-                name: name.to_owned(),
-                ..Default::default()
-            })
-            .await
-            .map_err(|s| self.rpc_error("CreateSnapshot", s))?
-            .into_inner()
-            .snapshot
-            .ok_or_else(|| self.bad_answer("CreateSnapshot", "a snapshot"))
+        let request = pb::CreateSnapshotRequest {
+            source_volume_id: source.to_owned(),
+            name: name.to_owned(),
+            ..Default::default()
+        };
+        self.call(
+            "CreateSnapshot",
+            self.controller.clone().create_snapshot(request),
+        )
+        .await?
+        .snapshot
+        .ok_or_else(|| self.bad_answer("CreateSnapshot", "a snapshot"))
     }
 
     /// DeleteSnapshot; one that does not exist is already deleted.
     pub async fn delete_snapshot(&self, snapshot_id: &str) -> Result<()> {
         required("snapshot ID", snapshot_id)?;
-        self.controller
-            .clone()
-            .delete_snapshot(pb::DeleteSnapshotRequest {
-                snapshot_id: snapshot_id.to_owned(),
-                secrets: HashMap::new(),
-            })
-            .await
-            .map_err(|s| self.rpc_error("DeleteSnapshot", s))?;
+        let request = pb::DeleteSnapshotRequest {
+            snapshot_id: snapshot_id.to_owned(),
+            secrets: HashMap::new(),
+        };
+        self.call(
+            "DeleteSnapshot",
+            self.controller.clone().delete_snapshot(request),
+        )
+        .await?;
         Ok(())
     }
 
@@ -623,23 +603,50 @@ impl CsiClient {
         source: Option<&str>,
         page_size: i32,
     ) -> Result<Vec<pb::Snapshot>> {
-        let entries = all_pages("ListSnapshots", &self.socket, async |token| {
-            let answer = self
-                .controller
-                .clone()
-                .list_snapshots(pb::ListSnapshotsRequest {
+        let entries = self
+            .list_all("ListSnapshots", async |token| {
+                let request = pb::ListSnapshotsRequest {
                     max_entries: page_size.max(0),
                     starting_token: token,
                     source_volume_id: source.unwrap_or_default().to_owned(),
                     ..Default::default()
-                })
-                .await
-                .map_err(|s| self.rpc_error("ListSnapshots", s))?
-                .into_inner();
-            Ok((answer.entries, answer.next_token))
-        })
-        .await?;
+                };
+                self.controller.clone().list_snapshots(request).await
+            })
+            .await?;
         Ok(entries.into_iter().filter_map(|e| e.snapshot).collect())
+    }
+
+    /// What [`CsiClient::publish`] and [`CsiClient::unpublish`] both do
+    /// first: check `volume_id` and `target`, learn what the driver does
+    /// (once per client; `operation` names the caller if it has no Node
+    /// service) and take the volume's lock.
+    async fn place(
+        &self,
+        volume_id: &str,
+        target: &Path,
+        given_root: Option<&Path>,
+        operation: &'static str,
+    ) -> Result<Placement> {
+        required("volume ID", volume_id)?;
+        absolute("target", target)?;
+        let caps = self.caps().await?;
+        let Some(node_caps) = &caps.node else {
+            return Err(self.no_service("Node", operation));
+        };
+        let root = staging_root(given_root);
+        let lock = lock_volume(&root, volume_id).await?;
+        Ok(Placement {
+            staging: node_caps
+                .contains(&NodeCap::StageUnstageVolume)
+                .then(|| staging_path(&root, volume_id)),
+            controller_publishes: caps
+                .controller
+                .contains(&ControllerCap::PublishUnpublishVolume),
+            driver_node_id: caps.node_id.clone(),
+            root,
+            _lock: lock,
+        })
     }
 
     /// Makes volume `volume_id` usable at `target` on this node, as a CO
@@ -653,88 +660,90 @@ impl CsiClient {
         target: &Path,
         opts: &PublishOptions,
     ) -> Result<Published> {
-        required("volume ID", volume_id)?;
-        absolute("target", target)?;
-        let caps = self.caps().await?.clone();
-        let Some(node_caps) = caps.node.clone() else {
-            return Err(self.no_service("Node", "publishing a volume"));
-        };
-        let root = staging_root(opts.staging_root.as_deref());
-        let _lock = lock_volume(&root, volume_id).await?;
+        let place = self
+            .place(
+                volume_id,
+                target,
+                opts.staging_root.as_deref(),
+                "publishing a volume",
+            )
+            .await?;
+        let Placement {
+            root,
+            staging,
+            controller_publishes,
+            ..
+        } = &place;
         let capability = capability(&opts.access, opts.access_mode);
         let volume_context: HashMap<_, _> = opts.volume_context.clone().into_iter().collect();
         let secrets: HashMap<_, _> = opts.secrets.clone().into_iter().collect();
-
-        let controller_publishes = caps
-            .controller
-            .contains(&ControllerCap::PublishUnpublishVolume);
-        let node_id = match (&opts.node_id, &caps.node_id) {
-            (Some(id), _) | (None, Some(id)) => id.clone(),
-            (None, None) => String::new(),
-        };
-        let staging = node_caps
-            .contains(&NodeCap::StageUnstageVolume)
-            .then(|| staging_path(&root, volume_id));
+        let node_id = opts
+            .node_id
+            .clone()
+            .or_else(|| place.driver_node_id.clone())
+            .unwrap_or_default();
         let steps = async {
             let mut publish_context = HashMap::new();
-            if controller_publishes {
+            if *controller_publishes {
                 required("node ID", &node_id)?;
-                publish_context = self
-                    .controller
-                    .clone()
-                    .controller_publish_volume(pb::ControllerPublishVolumeRequest {
-                        volume_id: volume_id.to_owned(),
-                        node_id: node_id.clone(),
-                        volume_capability: Some(capability.clone()),
-                        readonly: opts.readonly,
-                        secrets: secrets.clone(),
-                        volume_context: volume_context.clone(),
-                    })
-                    .await
-                    .map_err(|s| self.rpc_error("ControllerPublishVolume", s))?
-                    .into_inner()
-                    .publish_context;
-            }
-            if let Some(staging) = &staging {
-                std::fs::create_dir_all(staging)
-                    .map_err(io_err("creating the staging folder", staging))?;
-                self.node
-                    .clone()
-                    .node_stage_volume(pb::NodeStageVolumeRequest {
-                        volume_id: volume_id.to_owned(),
-                        publish_context: publish_context.clone(),
-                        staging_target_path: path_string(staging)?,
-                        volume_capability: Some(capability.clone()),
-                        secrets: secrets.clone(),
-                        volume_context: volume_context.clone(),
-                    })
-                    .await
-                    .map_err(|s| self.rpc_error("NodeStageVolume", s))?;
-            }
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
-            }
-            self.node
-                .clone()
-                .node_publish_volume(pb::NodePublishVolumeRequest {
+                let request = pb::ControllerPublishVolumeRequest {
                     volume_id: volume_id.to_owned(),
-                    publish_context: publish_context.clone(),
-                    staging_target_path: match &staging {
-                        Some(s) => path_string(s)?,
-                        None => String::new(),
-                    },
-                    target_path: path_string(target)?,
+                    node_id: node_id.clone(),
                     volume_capability: Some(capability.clone()),
                     readonly: opts.readonly,
                     secrets: secrets.clone(),
                     volume_context: volume_context.clone(),
-                })
-                .await
-                .map_err(|s| self.rpc_error("NodePublishVolume", s))?;
+                };
+                publish_context = self
+                    .call(
+                        "ControllerPublishVolume",
+                        self.controller.clone().controller_publish_volume(request),
+                    )
+                    .await?
+                    .publish_context;
+            }
+            if let Some(staging) = staging {
+                std::fs::create_dir_all(staging)
+                    .map_err(io_err("creating the staging folder", staging))?;
+                let request = pb::NodeStageVolumeRequest {
+                    volume_id: volume_id.to_owned(),
+                    publish_context: publish_context.clone(),
+                    staging_target_path: path_string(staging)?,
+                    volume_capability: Some(capability.clone()),
+                    secrets: secrets.clone(),
+                    volume_context: volume_context.clone(),
+                };
+                self.call(
+                    "NodeStageVolume",
+                    self.node.clone().node_stage_volume(request),
+                )
+                .await?;
+            }
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+            }
+            let request = pb::NodePublishVolumeRequest {
+                volume_id: volume_id.to_owned(),
+                publish_context: publish_context.clone(),
+                staging_target_path: match staging {
+                    Some(s) => path_string(s)?,
+                    None => String::new(),
+                },
+                target_path: path_string(target)?,
+                volume_capability: Some(capability.clone()),
+                readonly: opts.readonly,
+                secrets: secrets.clone(),
+                volume_context: volume_context.clone(),
+            };
+            self.call(
+                "NodePublishVolume",
+                self.node.clone().node_publish_volume(request),
+            )
+            .await?;
             Ok(publish_context)
         };
         let published = steps.await;
-        let mut record = Record::read(&root, volume_id)?;
+        let mut record = Record::read(root, volume_id)?;
         let publish_context = match published {
             Ok(context) => context,
             Err(e) => {
@@ -745,12 +754,12 @@ impl CsiClient {
                         .release(
                             volume_id,
                             staging.as_deref(),
-                            controller_publishes,
+                            *controller_publishes,
                             &node_id,
                             &secrets,
                         )
                         .await;
-                    let _ = record.remove(&root, volume_id);
+                    let _ = record.remove(root, volume_id);
                 }
                 return Err(e);
             }
@@ -759,10 +768,10 @@ impl CsiClient {
         if !record.targets.iter().any(|t| t == target) {
             record.targets.push(target.to_owned());
         }
-        record.write(&root, volume_id)?;
+        record.write(root, volume_id)?;
         Ok(Published {
             node_id,
-            staging,
+            staging: staging.clone(),
             publish_context: publish_context.into_iter().collect(),
         })
     }
@@ -777,55 +786,53 @@ impl CsiClient {
         target: &Path,
         opts: &UnpublishOptions,
     ) -> Result<Unpublished> {
-        required("volume ID", volume_id)?;
-        absolute("target", target)?;
-        let caps = self.caps().await?.clone();
-        let Some(node_caps) = caps.node.clone() else {
-            return Err(self.no_service("Node", "unpublishing a volume"));
+        let place = self
+            .place(
+                volume_id,
+                target,
+                opts.staging_root.as_deref(),
+                "unpublishing a volume",
+            )
+            .await?;
+        let root = &place.root;
+        let request = pb::NodeUnpublishVolumeRequest {
+            volume_id: volume_id.to_owned(),
+            target_path: path_string(target)?,
         };
-        let root = staging_root(opts.staging_root.as_deref());
-        let _lock = lock_volume(&root, volume_id).await?;
-        let unpublished = self
-            .node
-            .clone()
-            .node_unpublish_volume(pb::NodeUnpublishVolumeRequest {
-                volume_id: volume_id.to_owned(),
-                target_path: path_string(target)?,
-            })
-            .await;
-        not_found_is_done(unpublished).map_err(|s| self.rpc_error("NodeUnpublishVolume", s))?;
+        // NOT_FOUND: the volume is gone, so it is published nowhere.
+        self.call_unless(
+            "NodeUnpublishVolume",
+            Code::NotFound,
+            self.node.clone().node_unpublish_volume(request),
+        )
+        .await?;
 
-        let mut record = Record::read(&root, volume_id)?;
+        let mut record = Record::read(root, volume_id)?;
         record.targets.retain(|t| t != target);
         let remaining = record.live_targets();
         if !remaining.is_empty() {
             record.targets = remaining.clone();
-            record.write(&root, volume_id)?;
+            record.write(root, volume_id)?;
             return Ok(Unpublished {
                 released: false,
                 remaining,
             });
         }
-        let node_id = match (&opts.node_id, &caps.node_id) {
-            (Some(id), _) | (None, Some(id)) => id.clone(),
-            (None, None) => record.node_id.clone(),
-        };
-        let staging = node_caps
-            .contains(&NodeCap::StageUnstageVolume)
-            .then(|| staging_path(&root, volume_id));
+        let node_id = opts
+            .node_id
+            .clone()
+            .or_else(|| place.driver_node_id.clone())
+            .unwrap_or_else(|| record.node_id.clone());
         let secrets: HashMap<_, _> = opts.secrets.clone().into_iter().collect();
-        let controller_publishes = caps
-            .controller
-            .contains(&ControllerCap::PublishUnpublishVolume);
         self.release(
             volume_id,
-            staging.as_deref(),
-            controller_publishes,
+            place.staging.as_deref(),
+            place.controller_publishes,
             &node_id,
             &secrets,
         )
         .await?;
-        record.remove(&root, volume_id)?;
+        record.remove(root, volume_id)?;
         Ok(Unpublished {
             released: true,
             remaining: Vec::new(),
@@ -833,7 +840,9 @@ impl CsiClient {
     }
 
     /// NodeUnstageVolume (and removes the staging folder), then
-    /// ControllerUnpublishVolume, each if the driver has it.
+    /// ControllerUnpublishVolume, each if the driver has it. NOT_FOUND
+    /// from either is done: the volume is gone, so nothing is staged or
+    /// published.
     async fn release(
         &self,
         volume_id: &str,
@@ -843,15 +852,16 @@ impl CsiClient {
         secrets: &HashMap<String, String>,
     ) -> Result<()> {
         if let Some(staging) = staging {
-            let unstaged = self
-                .node
-                .clone()
-                .node_unstage_volume(pb::NodeUnstageVolumeRequest {
-                    volume_id: volume_id.to_owned(),
-                    staging_target_path: path_string(staging)?,
-                })
-                .await;
-            not_found_is_done(unstaged).map_err(|s| self.rpc_error("NodeUnstageVolume", s))?;
+            let request = pb::NodeUnstageVolumeRequest {
+                volume_id: volume_id.to_owned(),
+                staging_target_path: path_string(staging)?,
+            };
+            self.call_unless(
+                "NodeUnstageVolume",
+                Code::NotFound,
+                self.node.clone().node_unstage_volume(request),
+            )
+            .await?;
             match std::fs::remove_dir(staging) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(io_err("removing the staging folder", staging)(e));
@@ -861,17 +871,17 @@ impl CsiClient {
         }
         if controller_publishes {
             required("node ID", node_id)?;
-            let unpublished = self
-                .controller
-                .clone()
-                .controller_unpublish_volume(pb::ControllerUnpublishVolumeRequest {
-                    volume_id: volume_id.to_owned(),
-                    node_id: node_id.to_owned(),
-                    secrets: secrets.clone(),
-                })
-                .await;
-            not_found_is_done(unpublished)
-                .map_err(|s| self.rpc_error("ControllerUnpublishVolume", s))?;
+            let request = pb::ControllerUnpublishVolumeRequest {
+                volume_id: volume_id.to_owned(),
+                node_id: node_id.to_owned(),
+                secrets: secrets.clone(),
+            };
+            self.call_unless(
+                "ControllerUnpublishVolume",
+                Code::NotFound,
+                self.controller.clone().controller_unpublish_volume(request),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -893,6 +903,48 @@ impl CsiClient {
     }
 }
 
+/// What [`CsiClient::place`] works out for one volume; its lock is held
+/// until this is dropped.
+struct Placement {
+    root: PathBuf,
+    /// The volume's staging folder, when the node stages volumes.
+    staging: Option<PathBuf>,
+    /// Whether the controller publishes volumes to nodes (attaches them).
+    controller_publishes: bool,
+    /// The node NodeGetInfo names, if the endpoint serves it.
+    driver_node_id: Option<String>,
+    _lock: VolumeLock,
+}
+
+/// One page of a paged listing: its entries, and the token of the next
+/// page ("" after the last).
+trait Page {
+    type Entry;
+    fn into_page(self) -> (Vec<Self::Entry>, String);
+}
+
+impl Page for pb::ListVolumesResponse {
+    type Entry = pb::list_volumes_response::Entry;
+    fn into_page(self) -> (Vec<Self::Entry>, String) {
+        (self.entries, self.next_token)
+    }
+}
+
+impl Page for pb::ListSnapshotsResponse {
+    type Entry = pb::list_snapshots_response::Entry;
+    fn into_page(self) -> (Vec<Self::Entry>, String) {
+        (self.entries, self.next_token)
+    }
+}
+
+/// The RPC capabilities among `caps` that this client knows
+/// (`rpc_type` reads one's type number); newer ones are left out.
+fn known_caps<C, T: TryFrom<i32>>(caps: Vec<C>, rpc_type: impl Fn(C) -> Option<i32>) -> Vec<T> {
+    caps.into_iter()
+        .filter_map(|c| T::try_from(rpc_type(c)?).ok())
+        .collect()
+}
+
 /// A [`CsiClient`] for synchronous callers, with a runtime of its own.
 pub struct BlockingCsiClient {
     runtime: tokio::runtime::Runtime,
@@ -907,38 +959,18 @@ impl std::fmt::Debug for BlockingCsiClient {
 
 impl BlockingCsiClient {
     pub fn connect(endpoint: &str) -> Result<BlockingCsiClient> {
-        BlockingCsiClient::connect_with(endpoint, None)
-    }
-
-    pub fn connect_with(endpoint: &str, timeout: Option<Duration>) -> Result<BlockingCsiClient> {
         // A bad endpoint is refused before a runtime is made.
         socket_path(endpoint)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(ClientError::Runtime)?;
-        let client = runtime.block_on(CsiClient::connect_with(endpoint, timeout))?;
+        let client = runtime.block_on(CsiClient::connect(endpoint))?;
         Ok(BlockingCsiClient { runtime, client })
     }
 
-    /// The async client, for [`BlockingCsiClient::block_on`]; clone it
-    /// for the raw stubs (`let mut c = b.client().clone();
-    /// b.block_on(c.node().node_get_info(..))`).
-    pub fn client(&self) -> &CsiClient {
-        &self.client
-    }
-
-    /// Runs `future` (made from [`BlockingCsiClient::client`]) to the end.
-    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)
-    }
-
-    pub fn socket(&self) -> &Path {
-        self.client.socket()
-    }
-
-    pub fn probe(&self) -> Result<bool> {
-        self.block_on(self.client.probe())
     }
 
     pub fn info(&self) -> Result<DriverInfo> {
@@ -1114,24 +1146,6 @@ fn rpc_error(rpc: &'static str, status: Status, socket: &Path) -> ClientError {
         code: status.code(),
         message,
         socket: socket.to_owned(),
-    }
-}
-
-fn unimplemented_is_none<T>(r: Result<T, Status>) -> Result<Option<T>, Status> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(s) if s.code() == Code::Unimplemented => Ok(None),
-        Err(s) => Err(s),
-    }
-}
-
-/// An undo call answered NOT_FOUND: the volume is gone, so nothing is
-/// published or staged.
-fn not_found_is_done<T>(r: Result<T, Status>) -> Result<(), Status> {
-    match r {
-        Ok(_) => Ok(()),
-        Err(s) if s.code() == Code::NotFound => Ok(()),
-        Err(s) => Err(s),
     }
 }
 

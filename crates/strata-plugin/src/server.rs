@@ -90,10 +90,7 @@ pub struct Server {
 }
 
 /// A server running on a thread of its own (see [`Server::spawn`]).
-pub struct RunningServer {
-    stop: oneshot::Sender<()>,
-    thread: JoinHandle<Result<(), ServeError>>,
-}
+pub type RunningServer = strata_serve::Background<ServeError>;
 
 /// Serves `make_driver`'s driver on `socket` until SIGTERM or SIGINT.
 pub fn serve_blocking<F, E>(socket: &Path, make_driver: F) -> Result<(), ServeError>
@@ -132,17 +129,9 @@ impl Server {
         self.run(terminated())
     }
 
-    /// Serves on a background thread until [`RunningServer::stop`]. It
-    /// leaves signals alone, so the process keeps its own handling.
+    /// Serves on a background thread until [`RunningServer::stop`].
     pub fn spawn(self) -> RunningServer {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = thread::spawn(move || {
-            self.run(async {
-                // Stop as well when the handle is dropped.
-                let _ = stopped.await;
-            })
-        });
-        RunningServer { stop, thread }
+        strata_serve::Background::spawn(move |stopped| self.run(stopped))
     }
 
     fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
@@ -185,17 +174,6 @@ fn serve_on(
             .with_graceful_shutdown(shutdown)
             .await
     })
-}
-
-impl RunningServer {
-    /// Stops accepting, lets calls in flight finish, removes the socket.
-    pub fn stop(self) -> Result<(), ServeError> {
-        // The server may have stopped on its own already.
-        let _ = self.stop.send(());
-        self.thread
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    }
 }
 
 fn start_driver<F, E>(make_driver: F) -> Result<(mpsc::Sender<Job>, JoinHandle<()>), ServeError>

@@ -1,5 +1,6 @@
 //! What Strata's servers (the volume plugin, CSI) share: claiming a unix
-//! socket path, and stopping on SIGTERM or SIGINT.
+//! socket path, stopping on SIGTERM or SIGINT, and running on a thread of
+//! their own (tests and benchmarks) until told to stop.
 
 use std::fs;
 use std::io;
@@ -7,7 +8,12 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
+use std::future::Future;
+use std::pin::Pin;
+use std::thread::{self, JoinHandle};
+
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::oneshot;
 
 /// Who may talk to a socket: root and the socket's group.
 pub const SOCKET_MODE: u32 = 0o660;
@@ -71,6 +77,41 @@ pub async fn terminated() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+/// Resolves when a [`Background`] server is told to stop (or dropped).
+pub type Stopped = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A server running on a thread of its own. It leaves signals alone, so
+/// the process keeps its own handling.
+pub struct Background<E> {
+    stop: oneshot::Sender<()>,
+    thread: JoinHandle<Result<(), E>>,
+}
+
+impl<E: Send + 'static> Background<E> {
+    /// Runs `serve` on a new thread with a future that resolves at
+    /// [`Background::stop`].
+    pub fn spawn(serve: impl FnOnce(Stopped) -> Result<(), E> + Send + 'static) -> Background<E> {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = thread::spawn(move || {
+            serve(Box::pin(async {
+                // Stop as well when the handle is dropped.
+                let _ = stopped.await;
+            }))
+        });
+        Background { stop, thread }
+    }
+
+    /// Stops the server (it lets calls in flight finish) and returns how
+    /// it ended.
+    pub fn stop(self) -> Result<(), E> {
+        // The server may have stopped on its own already.
+        let _ = self.stop.send(());
+        self.thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 }
 

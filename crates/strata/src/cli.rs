@@ -192,7 +192,7 @@ pub enum CsiCommand {
     /// Make a volume usable at a path on this node (stage and publish it)
     Publish(CsiPublishArgs),
     /// Undo publish (and unstage once no other path uses the volume)
-    Unpublish(CsiUnpublishArgs),
+    Unpublish(CsiTargetArgs),
     /// List volumes
     #[command(alias = "list")]
     Ls(CsiLsArgs),
@@ -288,37 +288,27 @@ pub struct CsiPublishArgs {
     /// How the volume will be used
     #[arg(long, value_enum, default_value = "single-node-writer")]
     pub access_mode: CsiAccessMode,
-    /// Where volumes are staged, one folder each
-    #[arg(
-        long,
-        env = "STRATA_CSI_STAGING_ROOT",
-        default_value = "/run/strata/csi-staging"
-    )]
-    pub staging_root: PathBuf,
-    /// The node to publish to [default: the driver's node]
-    #[arg(long)]
-    pub node_id: Option<String>,
-    /// The volume's ID
-    pub id: String,
-    /// Where the volume appears: a folder, or with --block a device file
-    pub target: PathBuf,
+    #[command(flatten)]
+    pub at: CsiTargetArgs,
 }
 
+/// Which volume, where, and through which staging root and node: what
+/// publish and unpublish both take, so unpublish is given what publish was.
 #[derive(Args)]
-pub struct CsiUnpublishArgs {
-    /// Where volumes are staged (as given to publish)
+pub struct CsiTargetArgs {
+    /// Where volumes are staged, one folder each (unpublish: as given to publish)
     #[arg(
         long,
         env = "STRATA_CSI_STAGING_ROOT",
-        default_value = "/run/strata/csi-staging"
+        default_value = strata_csi::client::DEFAULT_STAGING_ROOT
     )]
     pub staging_root: PathBuf,
-    /// The node to unpublish from [default: the driver's node]
+    /// The node the volume is published to [default: the driver's node]
     #[arg(long)]
     pub node_id: Option<String>,
     /// The volume's ID
     pub id: String,
-    /// Where it was published
+    /// Where the volume is published: a folder, or for a block volume a device file
     pub target: PathBuf,
 }
 

@@ -8,87 +8,18 @@ mod common;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
 
 use common::Strata;
+use common::csi::CsiServer;
 
-/// `strata csi serve` on a socket in the test's folder; stopped with
-/// SIGTERM (as a deployment stops it) when dropped.
-struct Driver {
-    child: Child,
-    socket: PathBuf,
-    log: PathBuf,
-}
-
-impl Driver {
-    fn start(s: &Strata, name: &str, extra: &[&str]) -> Driver {
-        let socket = s.path(&format!("{name}.sock"));
-        let log = s.path(&format!("{name}.log"));
-        let endpoint = format!("unix://{}", socket.display());
-        let mut args = vec![
-            "csi",
-            "serve",
-            "--endpoint",
-            &endpoint,
-            "--node-id",
-            "test-node",
-        ];
-        args.extend(extra);
-        let mut child = s
-            .command(&args)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start strata csi serve");
-        let started = Instant::now();
-        while !socket.exists() {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "strata csi serve exited ({status}):\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "strata csi serve did not listen on {}",
-                socket.display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Driver { child, socket, log }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("unix://{}", self.socket.display())
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let pid = rustix::process::Pid::from_child(&self.child);
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        eprintln!(
-            "strata csi serve did not stop on SIGTERM; its log:\n{}",
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        );
-    }
-}
+/// The node ID every driver here serves as.
+const NODE_ID: &str = "test-node";
 
 /// A store with a driver serving it; every `csi` command of the store
 /// talks to it and stages under the test's folder.
-fn served(extra: &[&str]) -> (Strata, Driver) {
+fn served(extra: &[&str]) -> (Strata, CsiServer) {
     let mut s = Strata::new();
-    let driver = Driver::start(&s, "csi", extra);
+    let driver = CsiServer::start(&s, "csi", NODE_ID, extra);
     s.env
         .push(("STRATA_CSI_ENDPOINT".into(), driver.endpoint()));
     s.env.push((
@@ -150,32 +81,25 @@ fn volume_lifecycle() {
     );
 
     // Create: a Strata volume, listed by both.
-    let v1 = one_line(s.ok(&[
-        "csi",
-        "create",
-        "v1",
-        "--size",
-        "64M",
-        "--param",
-        "type=image",
-    ]));
-    assert!(s.ok(&["volume", "ls", "-q"]).lines().any(|l| l == v1));
-    let ls = s.ok(&["csi", "ls"]);
-    let row = ls.lines().find(|l| l.starts_with(&v1)).expect(&ls);
-    assert!(row.contains("67.1MB") && row.contains("healthy"), "{ls}");
-    // The same name again is the same volume.
-    assert_eq!(
-        one_line(s.ok(&[
+    let create_v1 = || {
+        let args = [
             "csi",
             "create",
             "v1",
             "--size",
             "64M",
             "--param",
-            "type=image"
-        ])),
-        v1
-    );
+            "type=image",
+        ];
+        one_line(s.ok(&args))
+    };
+    let v1 = create_v1();
+    assert!(s.ok(&["volume", "ls", "-q"]).lines().any(|l| l == v1));
+    let ls = s.ok(&["csi", "ls"]);
+    let row = ls.lines().find(|l| l.starts_with(&v1)).expect(&ls);
+    assert!(row.contains("67.1MB") && row.contains("healthy"), "{ls}");
+    // The same name again is the same volume.
+    assert_eq!(create_v1(), v1);
 
     // Publish, write, read; publishing again changes nothing.
     let target = s.path("pods/a/volume");
@@ -340,8 +264,8 @@ fn attach_required_publishes_to_the_node() {
 #[test]
 fn controller_and_node_served_apart() {
     let mut s = Strata::new();
-    let controller = Driver::start(&s, "controller", &["--controller"]);
-    let node = Driver::start(&s, "node", &["--node"]);
+    let controller = CsiServer::start(&s, "controller", NODE_ID, &["--controller"]);
+    let node = CsiServer::start(&s, "node", NODE_ID, &["--node"]);
     s.env.push((
         "STRATA_CSI_STAGING_ROOT".into(),
         s.path("staging").display().to_string(),
@@ -413,57 +337,41 @@ fn bad_input_fails_clearly() {
         &["csi", "--endpoint", &unix_missing, "create", "x"],
         &["cannot reach the CSI driver"],
     );
-    check(
-        &["csi", "create", "x", "--access-mode", "bogus"],
+    // `csi create x ARGS`, refused by the command line or by the driver.
+    let create = |args: &[&str], expected: &[&str]| {
+        check(&[&["csi", "create", "x"][..], args].concat(), expected)
+    };
+    create(
+        &["--access-mode", "bogus"],
         &[
             "invalid value 'bogus' for '--access-mode",
             "single-node-writer",
         ],
     );
-    check(
-        &["csi", "create", "x", "--size", "12x"],
-        &["invalid size: '12x'"],
-    );
-    check(
-        &["csi", "create", "x", "--size", "0"],
-        &["more than 0 bytes"],
-    );
-    check(
-        &["csi", "create", "x", "--param", "nokey"],
+    create(&["--size", "12x"], &["invalid size: '12x'"]);
+    create(&["--size", "0"], &["more than 0 bytes"]);
+    create(
+        &["--param", "nokey"],
         &["invalid parameter 'nokey': use KEY=VALUE"],
     );
-    check(
-        &["csi", "create", "x", "--param", "type=weird"],
+    create(
+        &["--param", "type=weird"],
         &["CreateVolume failed", "type=weird", "(INVALID_ARGUMENT)"],
     );
-    check(
-        &[
-            "csi",
-            "create",
-            "x",
-            "--access-mode",
-            "multi-node-multi-writer",
-        ],
+    create(
+        &["--access-mode", "multi-node-multi-writer"],
         &[
             "CreateVolume failed",
             "MULTI_NODE_MULTI_WRITER",
             "(INVALID_ARGUMENT)",
         ],
     );
-    check(
-        &["csi", "create", "x", "--from-snapshot", "nope"],
+    create(
+        &["--from-snapshot", "nope"],
         &["CreateVolume failed", "nope", "(NOT_FOUND)"],
     );
-    check(
-        &[
-            "csi",
-            "create",
-            "x",
-            "--from-snapshot",
-            "a",
-            "--from-volume",
-            "b",
-        ],
+    create(
+        &["--from-snapshot", "a", "--from-volume", "b"],
         &["cannot be used with"],
     );
     check(

@@ -19,10 +19,8 @@ use std::io;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 
 use strata_serve::{SocketError, bind_socket, terminated};
-use tokio::sync::oneshot;
 use tokio_stream::wrappers::UnixListenerStream;
 
 use crate::error::CsiError;
@@ -36,6 +34,9 @@ pub use request::TOPOLOGY_KEY;
 /// Calls that may run at once (each on its own thread and database
 /// connection); more queue.
 const WORKERS: usize = 4;
+
+/// How long calls in flight may run on after a shutdown.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What `strata csi serve` was asked to serve.
 #[derive(Debug, Clone)]
@@ -91,10 +92,7 @@ pub struct Server {
 }
 
 /// A server running on a thread of its own (see [`Server::spawn`]).
-pub struct RunningServer {
-    stop: oneshot::Sender<()>,
-    thread: JoinHandle<Result<(), ServeError>>,
-}
+pub type RunningServer = strata_serve::Background<ServeError>;
 
 impl Server {
     /// Opens the storage (one per worker, with `open`), tidies what a
@@ -124,13 +122,7 @@ impl Server {
 
     /// Serves on a background thread until [`RunningServer::stop`].
     pub fn spawn(self) -> RunningServer {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = thread::spawn(move || {
-            self.run(async {
-                let _ = stopped.await;
-            })
-        });
-        RunningServer { stop, thread }
+        strata_serve::Background::spawn(move |stopped| self.run(stopped))
     }
 
     fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
@@ -165,23 +157,24 @@ impl Server {
                 router = router
                     .add_service(pb::node_server::NodeServer::new(node::Node(shared.clone())));
             }
-            router
-                .serve_with_incoming_shutdown(incoming, shutdown)
-                .await
-                .map_err(io::Error::other)
+            // After the shutdown, calls in flight get GRACE to finish; a
+            // client that holds its connection open without reading (one
+            // whose runtime stopped) does not keep the server up.
+            let (stopping, stopped) = tokio::sync::oneshot::channel();
+            let served = router.serve_with_incoming_shutdown(incoming, async move {
+                shutdown.await;
+                let _ = stopping.send(());
+            });
+            tokio::select! {
+                served = served => served.map_err(io::Error::other),
+                _ = async {
+                    let _ = stopped.await;
+                    tokio::time::sleep(GRACE).await;
+                } => Ok(()),
+            }
         });
         self.shared.workers.stop();
         served
-    }
-}
-
-impl RunningServer {
-    /// Stops accepting, lets calls in flight finish, removes the socket.
-    pub fn stop(self) -> Result<(), ServeError> {
-        let _ = self.stop.send(());
-        self.thread
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 }
 

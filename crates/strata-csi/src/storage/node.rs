@@ -9,14 +9,15 @@
 //! at the target, held by the caller `csi-publish:<target>`. Each caller
 //! keeps the volume from being removed until it lets go. Each stage and
 //! publish also leaves a record in `<root>/csi/node/<volume>/` saying how
-//! it was asked for, so a repeat is told from a conflicting call.
+//! it was asked for, so a repeat is told from a conflicting call; a record
+//! whose mount is gone (a reboot) is stale and done again.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use rustix::mount::MountFlags;
-use strata_volume::Caller;
+use strata_volume::{Caller, VolumeDriver};
 
 use super::{Condition, CsiVolume, Kind, Storage, is_mountpoint};
 use crate::error::{CsiError, Result, io_err};
@@ -61,7 +62,11 @@ impl Storage {
     /// Makes volume `v` ready for publishing on this node at `staging`.
     pub fn stage(&self, v: &CsiVolume, staging: &Path, usage: &NodeUse) -> Result<()> {
         if let Some(found) = self.record(&v.id, "stage", staging)? {
-            return same_use(v, staging, &found.usage, usage);
+            if self.staged_live(v, staging)? {
+                return same_use(v, staging, &found.usage, usage);
+            }
+            // A reboot took the mounts and left the record: stage anew.
+            self.unstage(&v.id, staging)?;
         }
         std::fs::create_dir_all(staging).map_err(io_err("creating", staging))?;
         let caller = caller("stage", staging);
@@ -92,9 +97,12 @@ impl Storage {
         usage: &NodeUse,
     ) -> Result<()> {
         if let Some(found) = self.record(&v.id, "publish", target)? {
-            return same_use(v, target, &found.usage, usage);
+            if is_mountpoint(target)? {
+                return same_use(v, target, &found.usage, usage);
+            }
+            self.unpublish(&v.id, target)?;
         }
-        if self.record(&v.id, "stage", staging)?.is_none() {
+        if self.record(&v.id, "stage", staging)?.is_none() || !self.staged_live(v, staging)? {
             return Err(CsiError::FailedPrecondition(format!(
                 "volume {} is not staged at {}; call NodeStageVolume first",
                 v.id,
@@ -161,6 +169,15 @@ impl Storage {
         self.remove_record(id, "publish", target)
     }
 
+    /// Whether what staging made is still there: the bind mount of a
+    /// mount volume, the loop device of a block volume.
+    fn staged_live(&self, v: &CsiVolume, staging: &Path) -> Result<bool> {
+        match v.kind {
+            Kind::Block => Ok(self.volumes.local().path(&v.id)?.is_some()),
+            Kind::Dir | Kind::Image => is_mountpoint(staging),
+        }
+    }
+
     fn record_path(&self, id: &str, what: &str, path: &Path) -> PathBuf {
         use sha2::Digest;
         let digest = sha2::Sha256::digest(path.as_os_str().as_encoded_bytes());
@@ -216,7 +233,9 @@ impl Storage {
             device,
         };
         let json = serde_json::to_vec(&record).expect("a record serializes");
-        strata_store::fsutil::write_atomic(&file, &json).map_err(io_err("writing", file))
+        // Atomic, not durable: a record only counts while its mount is
+        // there, and a crash that loses one loses the mount with it.
+        strata_store::fsutil::write_replace(&file, &json).map_err(io_err("writing", file))
     }
 
     fn remove_record(&self, id: &str, what: &str, path: &Path) -> Result<()> {

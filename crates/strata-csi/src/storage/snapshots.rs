@@ -18,30 +18,9 @@ use crate::error::{CsiError, Result, io_err};
 const DATA: &str = "data";
 const IMAGE: &str = "disk.img";
 
-/// A snapshot as CSI describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snapshot {
-    pub id: String,
-    pub name: String,
-    pub source: String,
-    pub size: u64,
-    pub ready: bool,
-    /// RFC 3339.
-    pub created: String,
-}
-
-impl From<SnapshotRow> for Snapshot {
-    fn from(r: SnapshotRow) -> Snapshot {
-        Snapshot {
-            id: r.id,
-            name: r.name,
-            source: r.source,
-            size: r.size,
-            ready: r.ready,
-            created: r.created,
-        }
-    }
-}
+/// A snapshot: its ID, CSI name, source volume, size, readiness and
+/// creation time (RFC 3339), as recorded.
+pub type Snapshot = SnapshotRow;
 
 /// Which snapshots ListSnapshots wants.
 #[derive(Debug, Clone, Copy, Default)]
@@ -52,14 +31,11 @@ pub struct SnapshotFilter<'a> {
 
 impl Storage {
     pub fn snapshot(&self, id: &str) -> Result<Option<Snapshot>> {
-        Ok(self.db.read(|tx| meta::snapshot(tx, id))?.map(Into::into))
+        Ok(self.db.read(|tx| meta::snapshot(tx, id))?)
     }
 
     pub fn snapshot_named(&self, name: &str) -> Result<Option<Snapshot>> {
-        Ok(self
-            .db
-            .read(|tx| meta::snapshot_named(tx, name))?
-            .map(Into::into))
+        Ok(self.db.read(|tx| meta::snapshot_named(tx, name))?)
     }
 
     /// Takes snapshot `name` of volume `source`. The caller has checked
@@ -85,10 +61,7 @@ impl Storage {
             return Err(e);
         }
         self.db.write(|tx| meta::set_snapshot_ready(tx, &row.id))?;
-        Ok(Snapshot {
-            ready: true,
-            ..row.into()
-        })
+        Ok(Snapshot { ready: true, ..row })
     }
 
     /// Copies volume `source` into the snapshot folder of `id`.
@@ -144,7 +117,7 @@ impl Storage {
         let rows = self
             .db
             .read(|tx| meta::snapshots_after(tx, filter.source, after, limit))?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        Ok(rows)
     }
 
     /// Fills new volume `id` (of `kind`) from snapshot `snapshot`.

@@ -261,21 +261,21 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
 }
 
 fn publish(endpoint: &str, a: &CsiPublishArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let target = absolute(&a.target)?;
+    let target = absolute(&a.at.target)?;
     let opts = PublishOptions {
         readonly: a.readonly,
         access: access(a.block, a.fs.as_deref(), &a.mount_flags),
         access_mode: mode(a.access_mode),
-        staging_root: Some(absolute(&a.staging_root)?),
-        node_id: a.node_id.clone(),
+        staging_root: Some(absolute(&a.at.staging_root)?),
+        node_id: a.at.node_id.clone(),
         ..PublishOptions::default()
     };
-    connect(endpoint)?.publish(&a.id, &target, &opts)?;
+    connect(endpoint)?.publish(&a.at.id, &target, &opts)?;
     writeln!(out, "{}", target.display())?;
     Ok(())
 }
 
-fn unpublish(endpoint: &str, a: &CsiUnpublishArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+fn unpublish(endpoint: &str, a: &CsiTargetArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let target = absolute(&a.target)?;
     let opts = UnpublishOptions {
         staging_root: Some(absolute(&a.staging_root)?),

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod archive;
+pub mod csi;
 pub mod dockerd;
 pub mod plugin;
 pub mod tree;

@@ -9,8 +9,6 @@ use tonic::Code;
 
 use crate::harness::*;
 
-use pb::volume_content_source::{SnapshotSource, Type as Source, VolumeSource};
-
 /// What a successful CreateVolume must answer for `req`.
 fn assert_created(h: &Csi, what: &str, req: &pb::CreateVolumeRequest, v: &pb::Volume) {
     check_volume(what, v);
@@ -47,16 +45,70 @@ fn assert_created(h: &Csi, what: &str, req: &pb::CreateVolumeRequest, v: &pb::Vo
     }
 }
 
+/// `got` is the volume `want`: the same ID, capacity, and volume_context
+/// (which "SHALL NOT be mutable").
+fn assert_same_volume(what: &str, got: &pb::Volume, want: &pb::Volume) {
+    assert_eq!(got.volume_id, want.volume_id, "{what}: another volume");
+    assert_eq!(got.capacity_bytes, want.capacity_bytes, "{what}: capacity");
+    assert_eq!(
+        got.volume_context, want.volume_context,
+        "{what}: volume_context"
+    );
+}
+
+/// The plugin with CREATE_DELETE_VOLUME.
+fn creating() -> Option<Csi> {
+    Csi::start().requiring(&[Ctrl::CreateDeleteVolume])
+}
+
+/// CreateVolume of fresh names of `kind`, as a table.
+fn creates<'a>(
+    h: &'a Csi,
+    kind: &'a Kind,
+) -> Changes<'a, pb::CreateVolumeRequest, pb::CreateVolumeResponse> {
+    fresh_changes(
+        move || h.create_request(kind, &kind.label),
+        |r| h.create_volume(r),
+    )
+}
+
+/// The same topology keys as `here`, with values no node has.
+fn elsewhere(here: &pb::Topology) -> pb::Topology {
+    let keys = here.segments.keys();
+    pb::Topology {
+        segments: keys
+            .map(|k| (k.clone(), "conformance-elsewhere".to_owned()))
+            .collect(),
+    }
+}
+
+fn capacity_request(kind: &Kind) -> pb::GetCapacityRequest {
+    pb::GetCapacityRequest {
+        volume_capabilities: vec![kind.cap()],
+        parameters: kind.params.clone(),
+        ..Default::default()
+    }
+}
+
+fn validate_request(
+    v: &pb::Volume,
+    caps: Vec<pb::VolumeCapability>,
+) -> pb::ValidateVolumeCapabilitiesRequest {
+    pb::ValidateVolumeCapabilitiesRequest {
+        volume_id: v.volume_id.clone(),
+        volume_capabilities: caps,
+        volume_context: v.volume_context.clone(),
+        ..Default::default()
+    }
+}
+
 /// CreateVolume with valid input makes a mount volume of every kind, with
 /// or without a capacity range, and with any allowed name.
 #[test]
 fn create_volume_mount() {
-    let h = Csi::start();
-    if !h.need_ctrl(&[Ctrl::CreateDeleteVolume]) {
-        return;
-    }
+    let Some(h) = creating() else { return };
     for kind in h.mount_kinds() {
-        let base = h.create_request(&kind, &h.name(&kind.label));
+        let base = h.create_request(&kind, &kind.label);
         let exact = pb::CreateVolumeRequest {
             name: h.name(&format!("{}-exact", kind.label)),
             capacity_range: range(kind.size, kind.size),
@@ -101,18 +153,11 @@ fn create_volume_mount() {
 /// CreateVolume with a block capability.
 #[test]
 fn create_volume_block() {
-    let h = Csi::start();
-    if !h.need_ctrl(&[Ctrl::CreateDeleteVolume]) {
-        return;
-    }
+    let Some(h) = creating() else { return };
     let kind = h.block_kind();
-    let req = h.create_request(&kind, &h.name("block"));
-    let v = match h.create_volume(req.clone()) {
-        Ok(r) => r.volume.expect("CreateVolume: no volume (REQUIRED)"),
-        Err(s) if !h.strata && s.code() == Code::InvalidArgument => {
-            return h.skip(&format!("no block volumes: {}", s.message()));
-        }
-        Err(s) => panic!("CreateVolume (block): {}", status_text(&s)),
+    let req = h.create_request(&kind, "block");
+    let Some(v) = h.try_create(&kind, req.clone()) else {
+        return;
     };
     assert_created(&h, "CreateVolume (block)", &req, &v);
     let exact = pb::CreateVolumeRequest {
@@ -133,10 +178,7 @@ fn create_volume_block() {
 /// SINGLE_NODE_WRITER access mode").
 #[test]
 fn create_volume_single_node_modes() {
-    let h = Csi::start();
-    if !h.need_ctrl(&[Ctrl::CreateDeleteVolume]) {
-        return;
-    }
+    let Some(h) = creating() else { return };
     let mut modes = vec![Mode::SingleNodeWriter, Mode::SingleNodeReaderOnly];
     if h.has_ctrl(Ctrl::SingleNodeMultiWriter) {
         modes.extend([Mode::SingleNodeSingleWriter, Mode::SingleNodeMultiWriter]);
@@ -144,223 +186,110 @@ fn create_volume_single_node_modes() {
         h.skip("no SINGLE_NODE_MULTI_WRITER: its two modes are not tried");
     }
     let kind = h.mount_kind();
-    let mut cases = Vec::new();
+    let mut table = creates(&h, &kind);
     for mode in &modes {
-        let req = pb::CreateVolumeRequest {
-            volume_capabilities: vec![kind.cap_with(*mode)],
-            ..h.create_request(&kind, &h.name("mode"))
-        };
-        cases.push(case(mode.as_str_name(), h.create_volume(req), &[Code::Ok]));
+        let only =
+            |r: &mut pb::CreateVolumeRequest| r.volume_capabilities = vec![kind.cap_with(*mode)];
+        table = table.row(mode.as_str_name(), only, &[Code::Ok]);
     }
-    let all = pb::CreateVolumeRequest {
-        volume_capabilities: modes.iter().map(|m| kind.cap_with(*m)).collect(),
-        ..h.create_request(&kind, &h.name("modes"))
-    };
-    cases.push(case(
-        "all of them at once",
-        h.create_volume(all),
-        &[Code::Ok],
-    ));
-    check("CreateVolume", cases);
+    let all = modes.iter().map(|m| kind.cap_with(*m)).collect();
+    table
+        .row(
+            "all of them at once",
+            |r| r.volume_capabilities = all,
+            &[Code::Ok],
+        )
+        .check("CreateVolume");
 }
 
 /// "Missing required field → INVALID_ARGUMENT", for CreateVolume.
 #[test]
 fn create_volume_missing_fields() {
-    let h = Csi::start();
-    if !h.need_ctrl(&[Ctrl::CreateDeleteVolume]) {
-        return;
-    }
+    let Some(h) = creating() else { return };
     let kind = h.mount_kind();
-    let base = || h.create_request(&kind, &h.name("bad"));
-    let invalid = &[Code::InvalidArgument];
-    let mut cases = vec![
-        case(
-            "without a name",
-            h.create_volume(pb::CreateVolumeRequest {
-                name: String::new(),
-                ..base()
-            }),
-            invalid,
-        ),
-        case(
-            "without volume_capabilities",
-            h.create_volume(pb::CreateVolumeRequest {
-                volume_capabilities: vec![],
-                ..base()
-            }),
-            invalid,
-        ),
-        case(
-            "with a capability without access type",
-            h.create_volume(pb::CreateVolumeRequest {
-                volume_capabilities: vec![pb::VolumeCapability {
-                    access_type: None,
-                    ..kind.cap()
-                }],
-                ..base()
-            }),
-            invalid,
-        ),
-        case(
-            "with a capability without access mode",
-            h.create_volume(pb::CreateVolumeRequest {
-                volume_capabilities: vec![pb::VolumeCapability {
-                    access_mode: None,
-                    ..kind.cap()
-                }],
-                ..base()
-            }),
-            invalid,
-        ),
-        case(
+    let bad = pb::VolumeCapability {
+        access_type: None,
+        ..kind.cap()
+    };
+    let no_type = Some(pb::VolumeContentSource { r#type: None });
+    creates(&h, &kind)
+        .row("without a name", |r| r.name.clear(), INVALID)
+        .bad_capabilities()
+        .with_capability(
             "with access mode UNKNOWN",
-            h.create_volume(pb::CreateVolumeRequest {
-                volume_capabilities: vec![kind.cap_with(Mode::Unknown)],
-                ..base()
-            }),
-            invalid,
-        ),
-        case(
+            kind.cap_with(Mode::Unknown),
+            INVALID,
+        )
+        .row(
             "with a good capability and one without access type",
-            h.create_volume(pb::CreateVolumeRequest {
-                volume_capabilities: vec![
-                    kind.cap(),
-                    pb::VolumeCapability {
-                        access_type: None,
-                        ..kind.cap()
-                    },
-                ],
-                ..base()
-            }),
-            invalid,
-        ),
-        case(
+            |r| r.volume_capabilities.push(bad),
+            INVALID,
+        )
+        .row(
             "with a control character in the name",
-            h.create_volume(pb::CreateVolumeRequest {
-                name: format!("{}\u{1}", h.name("ctl")),
-                ..base()
-            }),
-            invalid,
-        ),
-        case(
+            |r| r.name.push('\u{1}'),
+            INVALID,
+        )
+        .row(
             "with a content source of no type",
-            h.create_volume(pb::CreateVolumeRequest {
-                volume_content_source: Some(pb::VolumeContentSource { r#type: None }),
-                ..base()
-            }),
-            invalid,
-        ),
-    ];
-    if h.has_ctrl(Ctrl::CreateDeleteSnapshot) {
-        cases.push(case(
-            "from a snapshot with no snapshot_id",
-            h.create_volume(pb::CreateVolumeRequest {
-                volume_content_source: Some(pb::VolumeContentSource {
-                    r#type: Some(Source::Snapshot(SnapshotSource {
-                        snapshot_id: String::new(),
-                    })),
-                }),
-                ..base()
-            }),
-            invalid,
-        ));
-    }
-    if h.has_ctrl(Ctrl::CloneVolume) {
-        cases.push(case(
-            "from a volume with no volume_id",
-            h.create_volume(pb::CreateVolumeRequest {
-                volume_content_source: Some(pb::VolumeContentSource {
-                    r#type: Some(Source::Volume(VolumeSource {
-                        volume_id: String::new(),
-                    })),
-                }),
-                ..base()
-            }),
-            invalid,
-        ));
-    }
-    if h.has_plugin(Service::VolumeAccessibilityConstraints) {
+            |r| r.volume_content_source = no_type,
+            INVALID,
+        )
+        .when(h.has_ctrl(Ctrl::CreateDeleteSnapshot), |t| {
+            t.row(
+                "from a snapshot with no snapshot_id",
+                |r| r.volume_content_source = from_snapshot(""),
+                INVALID,
+            )
+        })
+        .when(h.has_ctrl(Ctrl::CloneVolume), |t| {
+            t.row(
+                "from a volume with no volume_id",
+                |r| r.volume_content_source = from_volume(""),
+                INVALID,
+            )
+        })
         // "If TopologyRequirement is specified either requisite or
         // preferred or both MUST be specified."
-        cases.push(case(
-            "with an empty TopologyRequirement",
-            h.create_volume(pb::CreateVolumeRequest {
-                accessibility_requirements: Some(pb::TopologyRequirement::default()),
-                ..base()
-            }),
-            invalid,
-        ));
-    }
-    check("CreateVolume", cases);
+        .when(h.has_plugin(Service::VolumeAccessibilityConstraints), |t| {
+            t.row(
+                "with an empty TopologyRequirement",
+                |r| r.accessibility_requirements = Some(pb::TopologyRequirement::default()),
+                INVALID,
+            )
+        })
+        .check("CreateVolume");
 }
 
 /// "This operation MUST be idempotent": the same name and arguments give
 /// the same volume, and so does any compatible capacity range.
 #[test]
 fn create_volume_is_idempotent() {
-    let h = Csi::start();
-    if !h.need_ctrl(&[Ctrl::CreateDeleteVolume]) {
-        return;
-    }
-    let mut kinds = h.mount_kinds();
-    kinds.push(h.block_kind());
-    for kind in kinds {
-        let req = h.create_request(&kind, &h.name(&kind.label));
-        let first = match h.create_volume(req.clone()) {
-            Ok(r) => r.volume.expect("CreateVolume: no volume"),
-            Err(s)
-                if kind.access == Access::Block
-                    && !h.strata
-                    && s.code() == Code::InvalidArgument =>
-            {
-                h.skip("no block volumes");
-                continue;
-            }
-            Err(s) => panic!("CreateVolume {}: {}", kind.label, status_text(&s)),
+    let Some(h) = creating() else { return };
+    for kind in h.all_kinds() {
+        let req = h.create_request(&kind, &kind.label);
+        let Some(first) = h.try_create(&kind, req.clone()) else {
+            continue;
         };
         let what = format!("CreateVolume {} again", kind.label);
         let again = h.create_with(req.clone());
-        assert_eq!(again.volume_id, first.volume_id, "{what}: another volume");
-        assert_eq!(
-            again.capacity_bytes, first.capacity_bytes,
-            "{what}: capacity"
-        );
-        assert_eq!(
-            again.volume_context, first.volume_context,
-            "{what}: volume_context"
-        );
+        assert_same_volume(&what, &again, &first);
         assert_eq!(
             again.accessible_topology, first.accessible_topology,
             "{what}: topology"
         );
         // "...compatible with the specified capacity_range ... MUST reply 0 OK".
+        let size = first.capacity_bytes;
         for (label, r) in [
-            ("required at the capacity", range(first.capacity_bytes, 0)),
-            (
-                "limit above the capacity",
-                range(0, first.capacity_bytes * 2),
-            ),
-            (
-                "range around the capacity",
-                range(first.capacity_bytes / 2, first.capacity_bytes * 2),
-            ),
+            ("required at the capacity", range(size, 0)),
+            ("limit above the capacity", range(0, size * 2)),
+            ("range around the capacity", range(size / 2, size * 2)),
         ] {
-            let compatible = pb::CreateVolumeRequest {
+            let v = h.create_with(pb::CreateVolumeRequest {
                 capacity_range: r,
                 ..req.clone()
-            };
-            let v = ok(&format!("{what} ({label})"), h.create_volume(compatible))
-                .volume
-                .expect("CreateVolume: no volume");
-            assert_eq!(
-                v.volume_id, first.volume_id,
-                "{what} ({label}): another volume"
-            );
-            assert_eq!(
-                v.capacity_bytes, first.capacity_bytes,
-                "{what} ({label}): capacity"
-            );
+            });
+            assert_same_volume(&format!("{what} ({label})"), &v, &first);
         }
     }
 }
@@ -370,27 +299,13 @@ fn create_volume_is_idempotent() {
 /// accessibility_requirements or volume_content_source."
 #[test]
 fn create_volume_incompatible_repeat_already_exists() {
-    let h = Csi::start();
-    if !h.need_ctrl(&[Ctrl::CreateDeleteVolume]) {
-        return;
-    }
+    let Some(h) = creating() else { return };
     let exists = &[Code::AlreadyExists];
-    let mut kinds = h.mount_kinds();
-    kinds.push(h.block_kind());
     let mut all = Vec::new();
-    for kind in kinds {
-        let req = h.create_request(&kind, &h.name(&kind.label));
-        let v = match h.create_volume(req.clone()) {
-            Ok(r) => r.volume.expect("CreateVolume: no volume"),
-            Err(s)
-                if kind.access == Access::Block
-                    && !h.strata
-                    && s.code() == Code::InvalidArgument =>
-            {
-                h.skip("no block volumes");
-                continue;
-            }
-            Err(s) => panic!("CreateVolume {}: {}", kind.label, status_text(&s)),
+    for kind in h.all_kinds() {
+        let req = h.create_request(&kind, &kind.label);
+        let Some(v) = h.try_create(&kind, req.clone()) else {
+            continue;
         };
         let capacity = v.capacity_bytes;
         let other = h.create(&kind);
@@ -398,35 +313,27 @@ fn create_volume_incompatible_repeat_already_exists() {
             Access::Mount => (block_cap(Mode::SingleNodeWriter), "as a block volume"),
             Access::Block => (mount_cap(Mode::SingleNodeWriter), "as a mount volume"),
         };
-        let again = |change: &dyn Fn(&mut pb::CreateVolumeRequest)| {
-            let mut r = req.clone();
-            change(&mut r);
-            h.create_volume(r)
+        // Strata's block volumes take no type=dir or fs=: with those
+        // parameters a block request is invalid whatever exists.
+        let flipped_codes: &[Code] = if h.strata && kind.access == Access::Mount {
+            &[Code::AlreadyExists, Code::InvalidArgument]
+        } else {
+            exists
         };
-        let mut cases = vec![
-            case(
+        let mut table = changes(req.clone(), |r| h.create_volume(r))
+            .sized(
                 "with required_bytes above its capacity",
-                again(&|r| r.capacity_range = range(capacity + 64 * MIB, 0)),
+                capacity + 64 * MIB,
+                0,
                 exists,
-            ),
-            case(
+            )
+            .sized(
                 "with limit_bytes below its capacity",
-                again(&|r| r.capacity_range = range(0, capacity / 2)),
+                0,
+                capacity / 2,
                 exists,
-            ),
-            case(
-                flipped_label,
-                again(&|r| r.volume_capabilities = vec![flipped.clone()]),
-                // Strata's block volumes take no type=dir or fs=: with
-                // those parameters a block request is invalid whatever
-                // exists.
-                if h.strata && kind.access == Access::Mount {
-                    &[Code::AlreadyExists, Code::InvalidArgument]
-                } else {
-                    exists
-                },
-            ),
-        ];
+            )
+            .with_capability(flipped_label, flipped, flipped_codes);
         if h.strata && kind.access == Access::Block {
             // No other parameters make a valid block volume.
         } else if h.strata {
@@ -437,66 +344,48 @@ fn create_volume_incompatible_repeat_already_exists() {
             } else {
                 map(&[("type", "dir")])
             };
-            cases.push(case(
-                format!("with other parameters {params:?}"),
-                again(&|r| r.parameters = params.clone()),
-                exists,
-            ));
+            let name = format!("with other parameters {params:?}");
+            table = table.row(name, |r| r.parameters = params, exists);
         } else {
             // Another driver's parameters are opaque: an extra one is
             // either another volume's or not allowed at all.
-            cases.push(case(
+            let extra = |r: &mut pb::CreateVolumeRequest| {
+                r.parameters
+                    .insert("conformance.example.com/extra".into(), "1".into());
+            };
+            table = table.row(
                 "with an extra parameter",
-                again(&|r| {
-                    r.parameters
-                        .insert("conformance.example.com/extra".into(), "1".into());
-                }),
+                extra,
                 &[Code::AlreadyExists, Code::InvalidArgument],
-            ));
+            );
         }
-        if h.has_ctrl(Ctrl::CloneVolume) {
-            let source = pb::VolumeContentSource {
-                r#type: Some(Source::Volume(VolumeSource {
-                    volume_id: other.volume_id.clone(),
-                })),
-            };
-            cases.push(case(
+        let source = from_volume(&other.volume_id);
+        table = table.when(h.has_ctrl(Ctrl::CloneVolume), |t| {
+            t.row(
                 "with a content source",
-                again(&|r| r.volume_content_source = Some(source.clone())),
+                |r| r.volume_content_source = source,
                 exists,
-            ));
-        }
-        if h.has_plugin(Service::VolumeAccessibilityConstraints) {
-            let elsewhere = pb::Topology {
-                segments: h
-                    .info
-                    .accessible_topology
-                    .as_ref()
-                    .map(|t| {
-                        t.segments
-                            .keys()
-                            .map(|k| (k.clone(), "conformance-elsewhere".to_owned()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+            )
+        });
+        let far = h.info.accessible_topology.as_ref().map(elsewhere);
+        if let Some(far) = far.filter(|t| !t.segments.is_empty())
+            && h.has_plugin(Service::VolumeAccessibilityConstraints)
+        {
+            let requirement = pb::TopologyRequirement {
+                requisite: vec![far],
+                preferred: vec![],
             };
-            if !elsewhere.segments.is_empty() {
-                cases.push(case(
-                    "required to be accessible from another node",
-                    again(&|r| {
-                        r.accessibility_requirements = Some(pb::TopologyRequirement {
-                            requisite: vec![elsewhere.clone()],
-                            preferred: vec![],
-                        })
-                    }),
-                    // Already-exists-but-incompatible, or unable to
-                    // provision there: either tells the CO the truth.
-                    &[Code::AlreadyExists, Code::ResourceExhausted],
-                ));
-            }
+            table = table.row(
+                "required to be accessible from another node",
+                |r| r.accessibility_requirements = Some(requirement),
+                // Already-exists-but-incompatible, or unable to
+                // provision there: either tells the CO the truth.
+                &[Code::AlreadyExists, Code::ResourceExhausted],
+            );
         }
+        let mut cases = table.cases();
         // The volume is still there, as it was.
-        let same = h.create_with(req.clone());
+        let same = h.create_with(req);
         cases.push(fact(
             "then the original request again",
             same.volume_id == v.volume_id && same.capacity_bytes == capacity,
@@ -511,53 +400,21 @@ fn create_volume_incompatible_repeat_already_exists() {
 /// hold at all may instead be RESOURCE_EXHAUSTED (not enough space).
 #[test]
 fn create_volume_capacity_out_of_range() {
-    let h = Csi::start();
-    if !h.need_ctrl(&[Ctrl::CreateDeleteVolume]) {
-        return;
-    }
-    let mut kinds = h.mount_kinds();
-    if h.strata {
-        kinds.push(h.block_kind());
-    }
+    let Some(h) = creating() else { return };
     let out = &[Code::OutOfRange];
+    let negative = &[Code::InvalidArgument, Code::OutOfRange];
     let too_big = &[Code::OutOfRange, Code::ResourceExhausted];
     let mut all = Vec::new();
-    for kind in kinds {
-        let base = || h.create_request(&kind, &h.name(&kind.label));
-        let with = |r: Option<pb::CapacityRange>| {
-            h.create_volume(pb::CreateVolumeRequest {
-                capacity_range: r,
-                ..base()
-            })
-        };
-        let mut cases = vec![
-            case(
-                "required_bytes above limit_bytes",
-                with(range(2 * kind.size, kind.size)),
-                out,
-            ),
-            case(
-                "negative required_bytes",
-                with(range(-kind.size, 0)),
-                &[Code::InvalidArgument, Code::OutOfRange],
-            ),
-            case(
-                "negative limit_bytes",
-                with(range(0, -kind.size)),
-                &[Code::InvalidArgument, Code::OutOfRange],
-            ),
-            case("1 EiB", with(range(1 << 60, 0)), too_big),
-            case("i64::MAX bytes", with(range(i64::MAX, 0)), too_big),
-        ];
+    for kind in h.sure_kinds() {
+        let size = kind.size;
+        let mut table = creates(&h, &kind)
+            .required_above_limit(2 * size, size)
+            .sized("negative required_bytes", -size, 0, negative)
+            .sized("negative limit_bytes", 0, -size, negative)
+            .sized("1 EiB", 1 << 60, 0, too_big)
+            .sized("i64::MAX bytes", i64::MAX, 0, too_big);
         let bounds = if h.has_ctrl(Ctrl::GetCapacity) {
-            ok(
-                "GetCapacity",
-                h.get_capacity(pb::GetCapacityRequest {
-                    volume_capabilities: vec![kind.cap()],
-                    parameters: kind.params.clone(),
-                    ..Default::default()
-                }),
-            )
+            ok("GetCapacity", h.get_capacity(capacity_request(&kind)))
         } else {
             pb::GetCapacityResponse::default()
         };
@@ -568,18 +425,14 @@ fn create_volume_capacity_out_of_range() {
             .or((h.strata && kind.own_fs).then_some(4096));
         match minimum {
             Some(min) => {
-                cases.push(case(
-                    format!("limit_bytes {} below the minimum {min}", min - 1),
-                    with(range(0, min - 1)),
-                    out,
-                ));
-                if bounds.minimum_volume_size.is_some() {
-                    cases.push(case(
-                        format!("limit_bytes at the minimum {min}"),
-                        with(range(0, min)),
-                        &[Code::Ok],
-                    ));
-                }
+                let below = format!("limit_bytes {} below the minimum {min}", min - 1);
+                table = table.sized(below, 0, min - 1, out).when(
+                    bounds.minimum_volume_size.is_some(),
+                    |t| {
+                        let at = format!("limit_bytes at the minimum {min}");
+                        t.sized(at, 0, min, &[Code::Ok])
+                    },
+                );
             }
             None if kind.own_fs => h.skip(&format!(
                 "{}: no minimum_volume_size to go below",
@@ -589,13 +442,10 @@ fn create_volume_capacity_out_of_range() {
         }
         // "The largest size that may be used in required_bytes."
         if let Some(max) = bounds.maximum_volume_size.filter(|m| *m < i64::MAX) {
-            cases.push(case(
-                format!("required_bytes above the maximum {max}"),
-                with(range(max + 1, 0)),
-                too_big,
-            ));
+            let above = format!("required_bytes above the maximum {max}");
+            table = table.sized(above, max + 1, 0, too_big);
         }
-        all.extend(prefixed(&kind.label, cases));
+        all.extend(prefixed(&kind.label, table.cases()));
     }
     check("CreateVolume", all);
 }
@@ -606,10 +456,7 @@ fn create_volume_capacity_out_of_range() {
 /// code" — INVALID_ARGUMENT, an unsupported field).
 #[test]
 fn create_volume_unsupported_access_modes() {
-    let h = Csi::start();
-    if !h.need_ctrl(&[Ctrl::CreateDeleteVolume]) {
-        return;
-    }
+    let Some(h) = creating() else { return };
     // Another driver may well support them.
     let want: &[Code] = if h.strata {
         &[Code::InvalidArgument]
@@ -617,38 +464,33 @@ fn create_volume_unsupported_access_modes() {
         &[Code::InvalidArgument, Code::Ok]
     };
     let kind = h.mount_kind();
-    let mut cases = Vec::new();
+    let mut table = creates(&h, &kind);
     for mode in [
         Mode::MultiNodeReaderOnly,
         Mode::MultiNodeSingleWriter,
         Mode::MultiNodeMultiWriter,
     ] {
-        let req = pb::CreateVolumeRequest {
-            volume_capabilities: vec![kind.cap_with(mode)],
-            ..h.create_request(&kind, &h.name("multi"))
-        };
-        cases.push(case(mode.as_str_name(), h.create_volume(req), want));
-        let req = pb::CreateVolumeRequest {
-            volume_capabilities: vec![kind.cap(), kind.cap_with(mode)],
-            ..h.create_request(&kind, &h.name("mixed"))
-        };
-        cases.push(case(
-            format!("SINGLE_NODE_WRITER and {}", mode.as_str_name()),
-            h.create_volume(req),
-            want,
-        ));
+        let mixed = format!("SINGLE_NODE_WRITER and {}", mode.as_str_name());
+        table = table
+            .with_capability(mode.as_str_name(), kind.cap_with(mode), want)
+            .row(
+                mixed,
+                |r| r.volume_capabilities.push(kind.cap_with(mode)),
+                want,
+            );
     }
+    let mut cases = table.cases();
     if h.strata {
         let block = h.block_kind();
-        let req = pb::CreateVolumeRequest {
-            volume_capabilities: vec![block.cap_with(Mode::MultiNodeMultiWriter)],
-            ..h.create_request(&block, &h.name("multi-block"))
-        };
-        cases.push(case(
-            "MULTI_NODE_MULTI_WRITER (block)",
-            h.create_volume(req),
-            want,
-        ));
+        cases.extend(
+            creates(&h, &block)
+                .with_capability(
+                    "MULTI_NODE_MULTI_WRITER (block)",
+                    block.cap_with(Mode::MultiNodeMultiWriter),
+                    want,
+                )
+                .cases(),
+        );
     }
     check("CreateVolume", cases);
 }
@@ -662,41 +504,32 @@ fn create_volume_rejects_bad_parameters() {
         return h.skip("Strata's parameters");
     }
     let kind = h.image_kind();
-    let with = |params: HashMap<String, String>, c: pb::VolumeCapability| {
-        h.create_volume(pb::CreateVolumeRequest {
-            parameters: params,
-            volume_capabilities: vec![c],
-            ..h.create_request(&kind, &h.name("params"))
-        })
-    };
-    let mount = mount_cap(Mode::SingleNodeWriter);
     let block = block_cap(Mode::SingleNodeWriter);
-    let invalid = &[Code::InvalidArgument];
-    check(
-        "CreateVolume",
-        vec![
-            case(
-                "type=bogus",
-                with(map(&[("type", "bogus")]), mount.clone()),
-                invalid,
-            ),
-            case(
-                "fs=btrfs",
-                with(map(&[("type", "image"), ("fs", "btrfs")]), mount.clone()),
-                invalid,
-            ),
-            case(
-                "type=dir as a block volume",
-                with(map(&[("type", "dir")]), block),
-                invalid,
-            ),
-            case(
-                "no parameters at all",
-                with(HashMap::new(), mount),
-                &[Code::Ok],
-            ),
-        ],
-    );
+    let params = |p: &[(&str, &str)]| {
+        let p = map(p);
+        move |r: &mut pb::CreateVolumeRequest| r.parameters = p
+    };
+    creates(&h, &kind)
+        .row("type=bogus", params(&[("type", "bogus")]), INVALID)
+        .row(
+            "fs=btrfs",
+            params(&[("type", "image"), ("fs", "btrfs")]),
+            INVALID,
+        )
+        .row(
+            "type=dir as a block volume",
+            |r| {
+                params(&[("type", "dir")])(r);
+                r.volume_capabilities = vec![block];
+            },
+            INVALID,
+        )
+        .row(
+            "no parameters at all",
+            |r| r.parameters.clear(),
+            &[Code::Ok],
+        )
+        .check("CreateVolume");
 }
 
 /// Accessibility requirements: met when the node's topology is required or
@@ -705,10 +538,7 @@ fn create_volume_rejects_bad_parameters() {
 /// topology can be had.
 #[test]
 fn create_volume_topology() {
-    let h = Csi::start();
-    if !h.need_ctrl(&[Ctrl::CreateDeleteVolume]) {
-        return;
-    }
+    let Some(h) = creating() else { return };
     if !h.has_plugin(Service::VolumeAccessibilityConstraints) {
         return h.skip("no VOLUME_ACCESSIBILITY_CONSTRAINTS");
     }
@@ -724,13 +554,7 @@ fn create_volume_topology() {
             "the node's topology"
         );
     }
-    let elsewhere = pb::Topology {
-        segments: here
-            .segments
-            .keys()
-            .map(|k| (k.clone(), "conformance-elsewhere".to_owned()))
-            .collect(),
-    };
+    let far = elsewhere(&here);
     let kind = h.mount_kind();
     let with = |requisite: Vec<pb::Topology>, preferred: Vec<pb::Topology>| {
         let req = pb::CreateVolumeRequest {
@@ -738,7 +562,7 @@ fn create_volume_topology() {
                 requisite,
                 preferred,
             }),
-            ..h.create_request(&kind, &h.name("topo"))
+            ..h.create_request(&kind, "topo")
         };
         (req.clone(), h.create_volume(req))
     };
@@ -747,11 +571,11 @@ fn create_volume_topology() {
         ("preferred: this node", with(vec![], vec![here.clone()])),
         (
             "requisite: elsewhere or this node, preferred: this node",
-            with(vec![elsewhere.clone(), here.clone()], vec![here.clone()]),
+            with(vec![far.clone(), here.clone()], vec![here.clone()]),
         ),
         (
             "requisite: elsewhere or this node",
-            with(vec![elsewhere.clone(), here.clone()], vec![]),
+            with(vec![far.clone(), here.clone()], vec![]),
         ),
     ];
     for (what, (req, r)) in satisfiable {
@@ -777,17 +601,14 @@ fn create_volume_topology() {
             }
         }
     }
-    let (_, r) = with(vec![elsewhere.clone()], vec![]);
-    let (_, r2) = with(vec![elsewhere.clone()], vec![elsewhere]);
+    let exhausted = &[Code::ResourceExhausted];
+    let (_, r) = with(vec![far.clone()], vec![]);
+    let (_, r2) = with(vec![far.clone()], vec![far]);
     check(
         "CreateVolume",
         vec![
-            case("requisite: only elsewhere", r, &[Code::ResourceExhausted]),
-            case(
-                "requisite and preferred: only elsewhere",
-                r2,
-                &[Code::ResourceExhausted],
-            ),
+            case("requisite: only elsewhere", r, exhausted),
+            case("requisite and preferred: only elsewhere", r2, exhausted),
         ],
     );
 }
@@ -797,65 +618,36 @@ fn create_volume_topology() {
 /// anymore, the Plugin MUST reply 0 OK."
 #[test]
 fn delete_volume() {
-    let h = Csi::start();
-    if !h.need_ctrl(&[Ctrl::CreateDeleteVolume]) {
-        return;
-    }
-    let del = |id: &str| {
-        h.delete_volume(pb::DeleteVolumeRequest {
-            volume_id: id.to_owned(),
-            ..Default::default()
-        })
-    };
+    let Some(h) = creating() else { return };
+    let done = &[Code::Ok];
     let mut cases = vec![
-        case("without a volume_id", del(""), &[Code::InvalidArgument]),
-        case(
-            "of an unknown volume",
-            del("conformance-no-such-volume"),
-            &[Code::Ok],
-        ),
+        case("without a volume_id", h.try_delete(""), INVALID),
+        case("of an unknown volume", h.try_delete(NO_SUCH_VOLUME), done),
     ];
-    let mut kinds = h.mount_kinds();
-    if h.strata {
-        kinds.push(h.block_kind());
-    }
-    for kind in kinds {
-        let v = h.create(&kind);
+    for kind in h.sure_kinds() {
+        let req = h.create_request(&kind, &kind.label);
+        let v = h.create_with(req.clone());
+        let of = format!("of a {} volume", kind.label);
+        cases.push(case(&of, h.try_delete(&v.volume_id), done));
         cases.push(case(
-            format!("of a {} volume", kind.label),
-            del(&v.volume_id),
-            &[Code::Ok],
-        ));
-        cases.push(case(
-            format!("of a {} volume again", kind.label),
-            del(&v.volume_id),
-            &[Code::Ok],
+            format!("{of} again"),
+            h.try_delete(&v.volume_id),
+            done,
         ));
         if h.has_ctrl(Ctrl::GetVolume) {
-            let r = h.controller_get_volume(pb::ControllerGetVolumeRequest {
-                volume_id: v.volume_id.clone(),
-            });
-            cases.push(case(
-                format!("then ControllerGetVolume of the {} volume", kind.label),
-                r.map(drop),
-                &[Code::NotFound],
-            ));
+            let r = h.try_get_volume(&v.volume_id);
+            cases.push(case(format!("then ControllerGetVolume {of}"), r, NOT_FOUND));
         }
         if h.has_ctrl(Ctrl::ListVolumes) {
-            let listed = h.all_volumes(0).iter().any(|e| {
-                e.volume
-                    .as_ref()
-                    .is_some_and(|x| x.volume_id == v.volume_id)
-            });
             assert!(
-                !listed,
+                !h.volume_ids().contains(&v.volume_id),
                 "ListVolumes still lists deleted volume {}",
                 v.volume_id
             );
         }
         // The name is free again: a new volume of that name is made.
-        let again = h.create_with(h.create_request(&kind, &h.name(&kind.label)));
-        check_volume("CreateVolume after delete", &again);
+        let again = h.create_with(req);
+        check_volume("CreateVolume of the name after delete", &again);
     }
     check("DeleteVolume", cases);
 }
@@ -863,64 +655,18 @@ fn delete_volume() {
 /// ValidateVolumeCapabilities: required fields and NOT_FOUND.
 #[test]
 fn validate_volume_capabilities_errors() {
-    let h = Csi::start();
-    if !h.need_ctrl(&[Ctrl::CreateDeleteVolume]) {
-        return;
-    }
+    let Some(h) = creating() else { return };
     let kind = h.mount_kind();
     let v = h.create(&kind);
-    let validate = |id: &str, caps: Vec<pb::VolumeCapability>| {
-        h.validate_volume_capabilities(pb::ValidateVolumeCapabilitiesRequest {
-            volume_id: id.to_owned(),
-            volume_capabilities: caps,
-            volume_context: v.volume_context.clone(),
-            parameters: kind.params.clone(),
-            ..Default::default()
-        })
+    let good = pb::ValidateVolumeCapabilitiesRequest {
+        parameters: kind.params.clone(),
+        ..validate_request(&v, vec![kind.cap()])
     };
-    let invalid = &[Code::InvalidArgument];
-    check(
-        "ValidateVolumeCapabilities",
-        vec![
-            case(
-                "without a volume_id",
-                validate("", vec![kind.cap()]),
-                invalid,
-            ),
-            case(
-                "without capabilities",
-                validate(&v.volume_id, vec![]),
-                invalid,
-            ),
-            case(
-                "with a capability without access mode",
-                validate(
-                    &v.volume_id,
-                    vec![pb::VolumeCapability {
-                        access_mode: None,
-                        ..kind.cap()
-                    }],
-                ),
-                invalid,
-            ),
-            case(
-                "with a capability without access type",
-                validate(
-                    &v.volume_id,
-                    vec![pb::VolumeCapability {
-                        access_type: None,
-                        ..kind.cap()
-                    }],
-                ),
-                invalid,
-            ),
-            case(
-                "of an unknown volume",
-                validate("conformance-no-such-volume", vec![kind.cap()]),
-                &[Code::NotFound],
-            ),
-        ],
-    );
+    changes(good, |r| h.validate_volume_capabilities(r))
+        .without_volume_id()
+        .bad_capabilities()
+        .of_unknown_volume()
+        .check("ValidateVolumeCapabilities");
 }
 
 /// ValidateVolumeCapabilities confirms what the volume supports, echoing
@@ -928,21 +674,9 @@ fn validate_volume_capabilities_errors() {
 /// field is REQUIRED").
 #[test]
 fn validate_volume_capabilities_confirms_supported() {
-    let h = Csi::start();
-    if !h.need_ctrl(&[Ctrl::CreateDeleteVolume]) {
-        return;
-    }
-    let mut kinds = h.mount_kinds();
-    kinds.push(h.block_kind());
-    for kind in kinds {
-        let v = if kind.access == Access::Block {
-            match h.create_block() {
-                Some((_, v)) => v,
-                None => continue,
-            }
-        } else {
-            h.create(&kind)
-        };
+    let Some(h) = creating() else { return };
+    for kind in h.all_kinds() {
+        let Some(v) = h.make(&kind) else { continue };
         let mut sets = vec![
             vec![kind.cap()],
             vec![kind.cap_with(Mode::SingleNodeReaderOnly)],
@@ -955,16 +689,11 @@ fn validate_volume_capabilities_confirms_supported() {
         }
         for caps in sets {
             let what = format!("ValidateVolumeCapabilities {} {caps:?}", kind.label);
-            let r = ok(
-                &what,
-                h.validate_volume_capabilities(pb::ValidateVolumeCapabilitiesRequest {
-                    volume_id: v.volume_id.clone(),
-                    volume_capabilities: caps.clone(),
-                    volume_context: v.volume_context.clone(),
-                    parameters: kind.params.clone(),
-                    ..Default::default()
-                }),
-            );
+            let req = pb::ValidateVolumeCapabilitiesRequest {
+                parameters: kind.params.clone(),
+                ..validate_request(&v, caps.clone())
+            };
+            let r = ok(&what, h.validate_volume_capabilities(req));
             let confirmed = r
                 .confirmed
                 .unwrap_or_else(|| panic!("{what}: not confirmed: {}", r.message));
@@ -981,10 +710,7 @@ fn validate_volume_capabilities_confirms_supported() {
 /// message says why not.
 #[test]
 fn validate_volume_capabilities_rejects_unsupported() {
-    let h = Csi::start();
-    if !h.need_ctrl(&[Ctrl::CreateDeleteVolume]) {
-        return;
-    }
+    let Some(h) = creating() else { return };
     if !h.strata {
         return h.skip("which capabilities another driver lacks is unknown");
     }
@@ -1025,13 +751,7 @@ fn validate_volume_capabilities_rejects_unsupported() {
     ];
     let mut failures = Vec::new();
     for (what, vol, caps) in sets {
-        let r = h.validate_volume_capabilities(pb::ValidateVolumeCapabilitiesRequest {
-            volume_id: vol.volume_id.clone(),
-            volume_capabilities: caps,
-            volume_context: vol.volume_context.clone(),
-            ..Default::default()
-        });
-        match r {
+        match h.validate_volume_capabilities(validate_request(vol, caps)) {
             Ok(r) if r.confirmed.is_some() => failures.push(format!("{what}: confirmed")),
             Ok(r) if r.message.trim().is_empty() => {
                 failures.push(format!("{what}: not confirmed, but no message says why"))
@@ -1051,10 +771,9 @@ fn validate_volume_capabilities_rejects_unsupported() {
 /// more are left, and every volume exactly once.
 #[test]
 fn list_volumes_pages() {
-    let h = Csi::start();
-    if !h.need_ctrl(&[Ctrl::CreateDeleteVolume, Ctrl::ListVolumes]) {
+    let Some(h) = Csi::start().requiring(&[Ctrl::CreateDeleteVolume, Ctrl::ListVolumes]) else {
         return;
-    }
+    };
     let kind = h.mount_kind();
     let made: Vec<pb::Volume> = (0..5).map(|_| h.create(&kind)).collect();
     let ids: HashSet<&str> = made.iter().map(|v| v.volume_id.as_str()).collect();
@@ -1088,14 +807,7 @@ fn list_volumes_pages() {
             }
             if h.has_ctrl(Ctrl::VolumeCondition) {
                 let condition = e.status.as_ref().and_then(|s| s.volume_condition.as_ref());
-                let c = condition.unwrap_or_else(|| {
-                    panic!("ListVolumes: volume_condition MUST be specified with VOLUME_CONDITION")
-                });
-                assert!(
-                    !c.abnormal,
-                    "ListVolumes: new volume {} abnormal: {}",
-                    v.volume_id, c.message
-                );
+                check_condition(&format!("ListVolumes, {}", v.volume_id), condition);
             }
             if let Some(m) = made.iter().find(|m| m.volume_id == v.volume_id) {
                 assert_eq!(
@@ -1139,60 +851,37 @@ fn list_volumes_pages() {
 /// field [max_entries] MUST NOT be negative" → INVALID_ARGUMENT.
 #[test]
 fn list_volumes_errors() {
-    let h = Csi::start();
-    if !h.need_ctrl(&[Ctrl::CreateDeleteVolume, Ctrl::ListVolumes]) {
+    let Some(h) = Csi::start().requiring(&[Ctrl::CreateDeleteVolume, Ctrl::ListVolumes]) else {
         return;
-    }
-    h.create(&h.mount_kind());
-    let list = |max: i32, token: &str| {
-        h.list_volumes(pb::ListVolumesRequest {
-            max_entries: max,
-            starting_token: token.to_owned(),
-        })
     };
-    check(
-        "ListVolumes",
-        vec![
-            case(
-                "with an invalid starting_token",
-                list(0, "conformance-not-a-token"),
-                &[Code::Aborted],
-            ),
-            case(
-                "with a garbage starting_token",
-                list(1, "\u{7f}\u{1}%%"),
-                &[Code::Aborted],
-            ),
-            case(
-                "with negative max_entries",
-                list(-1, ""),
-                &[Code::InvalidArgument],
-            ),
-            case("with max_entries 0", list(0, ""), &[Code::Ok]),
-        ],
-    );
+    h.create(&h.mount_kind());
+    let aborted = &[Code::Aborted];
+    changes(pb::ListVolumesRequest::default(), |r| h.list_volumes(r))
+        .row(
+            "with an invalid starting_token",
+            |r| r.starting_token = "conformance-not-a-token".into(),
+            aborted,
+        )
+        .row(
+            "with a garbage starting_token",
+            |r| (r.max_entries, r.starting_token) = (1, "\u{7f}\u{1}%%".into()),
+            aborted,
+        )
+        .row("with negative max_entries", |r| r.max_entries = -1, INVALID)
+        .row("with max_entries 0", |_| {}, &[Code::Ok])
+        .check("ListVolumes");
 }
 
 /// GetCapacity: non-negative numbers, for any capabilities and parameters
 /// the plugin takes, and the minimum no bigger than the maximum.
 #[test]
 fn get_capacity() {
-    let h = Csi::start();
-    if !h.need_ctrl(&[Ctrl::GetCapacity]) {
+    let Some(h) = Csi::start().requiring(&[Ctrl::GetCapacity]) else {
         return;
-    }
+    };
     let mut reqs = vec![("no arguments".to_owned(), pb::GetCapacityRequest::default())];
-    let mut kinds = h.mount_kinds();
-    kinds.push(h.block_kind());
-    for kind in kinds {
-        reqs.push((
-            kind.label.clone(),
-            pb::GetCapacityRequest {
-                volume_capabilities: vec![kind.cap()],
-                parameters: kind.params.clone(),
-                ..Default::default()
-            },
-        ));
+    for kind in h.all_kinds() {
+        reqs.push((kind.label.clone(), capacity_request(&kind)));
     }
     if let Some(here) = h.info.accessible_topology.clone() {
         reqs.push((
@@ -1237,36 +926,18 @@ fn get_capacity() {
 /// REQUIRED") and, with VOLUME_CONDITION, a non-empty condition.
 #[test]
 fn controller_get_volume() {
-    let h = Csi::start();
-    if !h.need_ctrl(&[Ctrl::CreateDeleteVolume, Ctrl::GetVolume]) {
+    let Some(h) = Csi::start().requiring(&[Ctrl::CreateDeleteVolume, Ctrl::GetVolume]) else {
         return;
-    }
-    let mut kinds = h.mount_kinds();
-    if h.strata {
-        kinds.push(h.block_kind());
-    }
-    for kind in kinds {
+    };
+    for kind in h.sure_kinds() {
         let made = h.create(&kind);
         let what = format!("ControllerGetVolume {}", kind.label);
-        let r = ok(
-            &what,
-            h.controller_get_volume(pb::ControllerGetVolumeRequest {
-                volume_id: made.volume_id.clone(),
-            }),
-        );
+        let r = ok(&what, h.try_get_volume(&made.volume_id));
         let v = r
             .volume
             .unwrap_or_else(|| panic!("{what}: no volume (REQUIRED)"));
         check_volume(&what, &v);
-        assert_eq!(v.volume_id, made.volume_id, "{what}: volume_id");
-        assert_eq!(
-            v.capacity_bytes, made.capacity_bytes,
-            "{what}: capacity_bytes"
-        );
-        assert_eq!(
-            v.volume_context, made.volume_context,
-            "{what}: volume_context (SHALL NOT be mutable)"
-        );
+        assert_same_volume(&what, &v, &made);
         let status = r
             .status
             .unwrap_or_else(|| panic!("{what}: no status (REQUIRED)"));
@@ -1276,45 +947,32 @@ fn controller_get_volume() {
             status.published_node_ids
         );
         if h.has_ctrl(Ctrl::VolumeCondition) {
-            let c = status
-                .volume_condition
-                .unwrap_or_else(|| panic!("{what}: no volume_condition although VOLUME_CONDITION"));
-            assert!(
-                !c.abnormal,
-                "{what}: a new volume is abnormal: {}",
-                c.message
-            );
-            assert!(
-                !c.message.is_empty(),
-                "{what}: the condition's message is REQUIRED"
-            );
+            check_condition(&what, status.volume_condition.as_ref());
         }
     }
 }
 
 #[test]
 fn controller_get_volume_errors() {
-    let h = Csi::start();
-    if !h.need_ctrl(&[Ctrl::CreateDeleteVolume, Ctrl::GetVolume]) {
+    let Some(h) = Csi::start().requiring(&[Ctrl::CreateDeleteVolume, Ctrl::GetVolume]) else {
         return;
-    }
+    };
     let v = h.create(&h.mount_kind());
     h.delete(&v.volume_id);
-    let get = |id: &str| {
-        h.controller_get_volume(pb::ControllerGetVolumeRequest {
-            volume_id: id.to_owned(),
-        })
-    };
     check(
         "ControllerGetVolume",
         vec![
-            case("without a volume_id", get(""), &[Code::InvalidArgument]),
+            case("without a volume_id", h.try_get_volume(""), INVALID),
             case(
                 "of an unknown volume",
-                get("conformance-no-such-volume"),
-                &[Code::NotFound],
+                h.try_get_volume(NO_SUCH_VOLUME),
+                NOT_FOUND,
             ),
-            case("of a deleted volume", get(&v.volume_id), &[Code::NotFound]),
+            case(
+                "of a deleted volume",
+                h.try_get_volume(&v.volume_id),
+                NOT_FOUND,
+            ),
         ],
     );
 }

@@ -1,6 +1,8 @@
 //! Volume expansion: ControllerExpandVolume and NodeExpandVolume, offline
 //! and online (while a workload has the volume published).
 
+use std::path::Path;
+
 use strata_csi::pb;
 use tonic::Code;
 
@@ -23,8 +25,8 @@ fn expand_req(
 
 fn node_expand_req(
     v: &pb::Volume,
-    path: &std::path::Path,
-    staging: Option<&std::path::Path>,
+    path: &Path,
+    staging: Option<&Path>,
     size: i64,
     c: &pb::VolumeCapability,
 ) -> pb::NodeExpandVolumeRequest {
@@ -38,15 +40,15 @@ fn node_expand_req(
     }
 }
 
+/// The plugin with CREATE_DELETE_VOLUME and the controller's EXPAND_VOLUME.
+fn expanding() -> Option<Csi> {
+    Csi::start().requiring(&[Ctrl::CreateDeleteVolume, Ctrl::ExpandVolume])
+}
+
 /// The volume's capacity as the controller reports it now.
 fn capacity_now(h: &Csi, id: &str) -> Option<i64> {
     if h.has_ctrl(Ctrl::GetVolume) {
-        let r = ok(
-            "ControllerGetVolume",
-            h.controller_get_volume(pb::ControllerGetVolumeRequest {
-                volume_id: id.to_owned(),
-            }),
-        );
+        let r = ok("ControllerGetVolume", h.try_get_volume(id));
         return Some(r.volume.expect("no volume").capacity_bytes);
     }
     if h.has_ctrl(Ctrl::ListVolumes) {
@@ -66,27 +68,13 @@ fn capacity_now(h: &Csi, id: &str) -> Option<i64> {
 /// plugin SHOULD reply 0 OK."
 #[test]
 fn controller_expand_volume() {
-    let h = Csi::start();
-    if !h.need_ctrl(&[Ctrl::CreateDeleteVolume, Ctrl::ExpandVolume]) {
-        return;
-    }
-    let mut kinds = h.mount_kinds();
-    kinds.push(h.block_kind());
-    for kind in kinds {
-        let v = if kind.access == Access::Block {
-            match h.create_block() {
-                Some((_, v)) => v,
-                None => continue,
-            }
-        } else {
-            h.create(&kind)
-        };
+    let Some(h) = expanding() else { return };
+    for kind in h.all_kinds() {
+        let Some(v) = h.make(&kind) else { continue };
         let what = format!("ControllerExpandVolume {}", kind.label);
+        let expand = |size| h.controller_expand_volume(expand_req(&v, size, Some(kind.cap())));
         let want = 2 * v.capacity_bytes;
-        let r = ok(
-            &what,
-            h.controller_expand_volume(expand_req(&v, want, Some(kind.cap()))),
-        );
+        let (r, again) = twice(&what, || expand(want));
         assert!(
             r.capacity_bytes >= want,
             "{what}: capacity {} below the {want} asked for",
@@ -98,23 +86,19 @@ fn controller_expand_volume() {
                 "{what}: an image's filesystem must be grown on the node"
             );
         }
+        assert_eq!(
+            again.capacity_bytes, r.capacity_bytes,
+            "{what} again: capacity"
+        );
         if let Some(now) = capacity_now(&h, &v.volume_id) {
             assert_eq!(
                 now, r.capacity_bytes,
                 "{what}: the controller reports another capacity"
             );
         }
-        let again = ok(
-            &format!("{what} again"),
-            h.controller_expand_volume(expand_req(&v, want, Some(kind.cap()))),
-        );
-        assert_eq!(
-            again.capacity_bytes, r.capacity_bytes,
-            "{what} again: capacity"
-        );
         let smaller = ok(
             &format!("{what} to less than it has"),
-            h.controller_expand_volume(expand_req(&v, v.capacity_bytes, Some(kind.cap()))),
+            expand(v.capacity_bytes),
         );
         assert_eq!(
             smaller.capacity_bytes, r.capacity_bytes,
@@ -128,92 +112,62 @@ fn controller_expand_volume() {
 /// OUT_OF_RANGE", "Exceeds capabilities → INVALID_ARGUMENT".
 #[test]
 fn controller_expand_volume_errors() {
-    let h = Csi::start();
-    if !h.need_ctrl(&[Ctrl::CreateDeleteVolume, Ctrl::ExpandVolume]) {
-        return;
-    }
-    let mut kinds = h.mount_kinds();
-    if h.strata {
-        kinds.push(h.block_kind());
-    }
+    let Some(h) = expanding() else { return };
     let mut all = Vec::new();
-    for kind in kinds {
+    for kind in h.sure_kinds() {
         let v = h.create(&kind);
-        let with = |change: &dyn Fn(&mut pb::ControllerExpandVolumeRequest)| {
-            let mut r = expand_req(&v, 2 * v.capacity_bytes, Some(kind.cap()));
-            change(&mut r);
-            h.controller_expand_volume(r)
-        };
-        let invalid = &[Code::InvalidArgument];
-        let mut cases = vec![
-            case(
-                "without a volume_id",
-                with(&|r| r.volume_id.clear()),
-                invalid,
-            ),
-            case(
+        let size = v.capacity_bytes;
+        let good = expand_req(&v, 2 * size, Some(kind.cap()));
+        let mut cases = changes(good, |r| h.controller_expand_volume(r))
+            .without_volume_id()
+            .row(
                 "without a capacity_range",
-                with(&|r| r.capacity_range = None),
-                invalid,
-            ),
-            case(
-                "with an empty capacity_range",
-                with(&|r| r.capacity_range = range(0, 0)),
-                invalid,
-            ),
-            case(
-                "of an unknown volume",
-                with(&|r| r.volume_id = "conformance-no-such-volume".into()),
-                &[Code::NotFound],
-            ),
-            case(
-                "with required_bytes above limit_bytes",
-                with(&|r| r.capacity_range = range(4 * v.capacity_bytes, 3 * v.capacity_bytes)),
-                &[Code::OutOfRange],
-            ),
-            case(
+                |r| r.capacity_range = None,
+                INVALID,
+            )
+            .sized("with an empty capacity_range", 0, 0, INVALID)
+            .of_unknown_volume()
+            .required_above_limit(4 * size, 3 * size)
+            .sized(
                 "with negative required_bytes",
-                with(&|r| r.capacity_range = range(-1, 0)),
+                -1,
+                0,
                 &[Code::InvalidArgument, Code::OutOfRange],
-            ),
-            case(
+            )
+            .sized(
                 "to 1 EiB",
-                with(&|r| r.capacity_range = range(1 << 60, 0)),
+                1 << 60,
+                0,
                 &[Code::OutOfRange, Code::ResourceExhausted],
-            ),
-        ];
-        if h.strata && !kind.own_fs && kind.access == Access::Mount {
-            cases.push(case(
-                "of a folder volume as a block volume",
-                with(&|r| r.volume_capability = Some(block_cap(Mode::SingleNodeWriter))),
-                invalid,
-            ));
-        }
-        if h.strata && kind.access == Access::Block {
-            cases.push(case(
-                "of a block volume as a mount volume",
-                with(&|r| r.volume_capability = Some(mount_cap(Mode::SingleNodeWriter))),
-                invalid,
-            ));
-        }
+            )
+            .when(
+                h.strata && kind.access == Access::Mount && !kind.own_fs,
+                |t| {
+                    t.with_capability(
+                        "of a folder volume as a block volume",
+                        block_cap(Mode::SingleNodeWriter),
+                        INVALID,
+                    )
+                },
+            )
+            .when(h.strata && kind.access == Access::Block, |t| {
+                t.with_capability(
+                    "of a block volume as a mount volume",
+                    mount_cap(Mode::SingleNodeWriter),
+                    INVALID,
+                )
+            })
+            .cases();
         if let Some(now) = capacity_now(&h, &v.volume_id) {
             cases.push(fact(
                 "the capacity after the failed calls",
-                now == v.capacity_bytes,
-                format!("changed from {} to {now}", v.capacity_bytes),
+                now == size,
+                format!("changed from {size} to {now}"),
             ));
         }
         all.extend(prefixed(&kind.label, cases));
     }
     check("ControllerExpandVolume", all);
-}
-
-/// The size a workload sees at `target`.
-fn seen_size(kind: &Kind, target: &std::path::Path) -> u64 {
-    match kind.access {
-        Access::Mount => statvfs(target).0,
-        Access::Block => device_size(target),
-    }
 }
 
 /// Online expansion: a published volume grown by ControllerExpandVolume
@@ -222,10 +176,7 @@ fn seen_size(kind: &Kind, target: &std::path::Path) -> u64 {
 /// its data.
 #[test]
 fn online_expansion() {
-    let h = Csi::start();
-    if !h.need_ctrl(&[Ctrl::CreateDeleteVolume, Ctrl::ExpandVolume]) {
-        return;
-    }
+    let Some(h) = expanding() else { return };
     if !h.expansion.contains(&Expansion::Online) {
         return h.skip("no ONLINE volume expansion");
     }
@@ -236,28 +187,16 @@ fn online_expansion() {
         .collect();
     kinds.push(h.block_kind());
     for kind in kinds {
-        let v = if kind.access == Access::Block {
-            match h.create_block() {
-                Some((_, v)) => v,
-                None => continue,
-            }
-        } else {
-            h.create(&kind)
-        };
+        let Some(v) = h.make(&kind) else { continue };
         let what = format!("online expansion of {}", kind.label);
         let c = kind.cap();
-        let (staging, target) = h.mount(&v, &c);
+        let m = h.mount(&v, &c);
+        let target = &m.target;
         let data = pattern(256 * 1024, 61);
-        match kind.access {
-            Access::Mount => write_file(&target.join("kept"), &data),
-            Access::Block => write_at(&target, MIB as u64, &data),
-        }
-        let before = seen_size(&kind, &target);
-        let stats_before = h.has_node(NodeCap::GetVolumeStats).then(|| {
-            usage(&h.stats(&v, &target, staging.as_deref()), Unit::Bytes)
-                .expect("BYTES usage")
-                .total
-        });
+        kind.put(target, "kept", &data);
+        let before = kind.seen_size(target);
+        let total = || usage(&m.stats(), Unit::Bytes).expect("BYTES usage").total;
+        let stats_before = h.has_node(NodeCap::GetVolumeStats).then(total);
         let want = 2 * v.capacity_bytes;
         let r = ok(
             &what,
@@ -273,32 +212,25 @@ fn online_expansion() {
                 h.has_node(NodeCap::ExpandVolume),
                 "{what}: node_expansion_required, but the node has no EXPAND_VOLUME"
             );
-            let req = node_expand_req(&v, &target, staging.as_deref(), want, &c);
-            let n = ok(
-                &format!("{what}: NodeExpandVolume"),
-                h.node_expand_volume(req.clone()),
-            );
+            let req = node_expand_req(&v, target, m.staging(), want, &c);
+            let (n, _) = twice(&format!("{what}: NodeExpandVolume"), || {
+                h.node_expand_volume(req.clone())
+            });
             assert!(
                 n.capacity_bytes == 0 || n.capacity_bytes >= want,
                 "{what}: NodeExpandVolume says {}",
                 n.capacity_bytes
             );
-            ok(
-                &format!("{what}: NodeExpandVolume again"),
-                h.node_expand_volume(req),
-            );
         } else if h.strata && kind.own_fs {
             panic!("{what}: Strata must ask for NodeExpandVolume to grow an image's filesystem");
         }
-        let after = seen_size(&kind, &target);
+        let after = kind.seen_size(target);
         assert!(
             after as f64 >= before as f64 * 1.8,
             "{what}: the workload sees {after} bytes, was {before}, asked for {want}"
         );
         if let Some(b) = stats_before {
-            let a = usage(&h.stats(&v, &target, staging.as_deref()), Unit::Bytes)
-                .expect("BYTES usage")
-                .total;
+            let a = total();
             assert!(
                 a as f64 >= b as f64 * 1.8,
                 "{what}: NodeGetVolumeStats total went from {b} to {a}"
@@ -310,39 +242,28 @@ fn online_expansion() {
                 );
             }
         }
+        assert_eq!(
+            kind.get(target, "kept", data.len()).as_ref(),
+            Some(&data),
+            "{what}: the data"
+        );
+        // The new space is usable.
         match kind.access {
-            Access::Mount => {
-                assert_eq!(
-                    std::fs::read(target.join("kept")).ok(),
-                    Some(data.clone()),
-                    "{what}: the file"
-                );
-                // The new space is usable.
-                write_file(&target.join("more"), &pattern(MIB as usize, 62));
-            }
+            Access::Mount => write_file(&target.join("more"), &pattern(MIB as usize, 62)),
             Access::Block => {
-                assert_eq!(
-                    read_at(&target, MIB as u64, data.len()),
-                    data,
-                    "{what}: the data"
-                );
                 let tail = pattern(4096, 63);
-                write_at(&target, after - 4096, &tail);
+                write_at(target, after - 4096, &tail);
                 assert_eq!(
-                    read_at(&target, after - 4096, 4096),
+                    read_at(target, after - 4096, 4096),
                     tail,
                     "{what}: the new end"
                 );
             }
         }
         // It stays grown through another stage and publish.
-        h.unmount(&v, staging.as_deref(), &target);
-        let (staging, target) = h.mount(&v, &c);
-        assert!(
-            seen_size(&kind, &target) >= after,
-            "{what}: shrank after publishing again"
-        );
-        h.unmount(&v, staging.as_deref(), &target);
+        m.unmount();
+        let again = h.with_mounted(&kind, &v, |t| kind.seen_size(t));
+        assert!(again >= after, "{what}: shrank after publishing again");
     }
 }
 
@@ -352,10 +273,7 @@ fn online_expansion() {
 /// after NodePublishVolume").
 #[test]
 fn offline_expansion() {
-    let h = Csi::start();
-    if !h.need_ctrl(&[Ctrl::CreateDeleteVolume, Ctrl::ExpandVolume]) {
-        return;
-    }
+    let Some(h) = expanding() else { return };
     // Staged, the volume is mounted, and NodeExpandVolume grows it there.
     for kind in h.image_kinds().into_iter().filter(|k| h.grows_mounted(k)) {
         let v = h.create(&kind);
@@ -391,7 +309,7 @@ fn offline_expansion() {
             size as f64 >= want as f64 * 0.8,
             "{what}: the workload sees {size} bytes of {want}"
         );
-        h.unmount(&v, staging.as_deref(), &target);
+        h.unmount(&v.volume_id, staging.as_deref(), &target);
     }
 }
 
@@ -400,55 +318,29 @@ fn offline_expansion() {
 /// → OUT_OF_RANGE".
 #[test]
 fn node_expand_volume_errors() {
-    let h = Csi::start();
-    if !h.need_ctrl(&[Ctrl::CreateDeleteVolume]) || !h.need_node(&[NodeCap::ExpandVolume]) {
+    let Some(h) = Csi::start().requiring(&[Ctrl::CreateDeleteVolume]) else {
+        return;
+    };
+    if !h.need_node(&[NodeCap::ExpandVolume]) {
         return;
     }
     let kind = h.growable_image_kind();
-    let v = h.create(&kind);
-    let c = kind.cap();
-    let (staging, target) = h.mount(&v, &c);
-    let with = |change: &dyn Fn(&mut pb::NodeExpandVolumeRequest)| {
-        let mut r = node_expand_req(&v, &target, staging.as_deref(), v.capacity_bytes, &c);
-        change(&mut r);
-        h.node_expand_volume(r)
-    };
-    let invalid = &[Code::InvalidArgument];
-    let mut cases = vec![
-        case(
-            "without a volume_id",
-            with(&|r| r.volume_id.clear()),
-            invalid,
-        ),
-        case(
-            "without a volume_path",
-            with(&|r| r.volume_path.clear()),
-            invalid,
-        ),
-        case(
-            "of an unknown volume",
-            with(&|r| r.volume_id = "conformance-no-such-volume".into()),
-            &[Code::NotFound],
-        ),
-        case(
-            "at a path that does not exist",
-            with(&|r| r.volume_path = path_str(&h.dir.join("no-such-path"))),
-            &[Code::NotFound],
-        ),
-        case(
-            "with required_bytes above limit_bytes",
-            with(&|r| r.capacity_range = range(4 * v.capacity_bytes, 3 * v.capacity_bytes)),
-            &[Code::OutOfRange],
-        ),
-        case("at its size (nothing to do)", with(&|_| {}), &[Code::Ok]),
-    ];
-    if h.strata {
-        cases.push(case(
-            "of a mount volume as a block volume",
-            with(&|r| r.volume_capability = Some(block_cap(Mode::SingleNodeWriter))),
-            invalid,
-        ));
-    }
-    check("NodeExpandVolume", cases);
-    h.unmount(&v, staging.as_deref(), &target);
+    let (v, m) = h.create_mounted(&kind);
+    let size = v.capacity_bytes;
+    let good = node_expand_req(&v, &m.target, m.staging(), size, &kind.cap());
+    changes(good, |r| h.node_expand_volume(r))
+        .without_volume_id()
+        .bad_paths(&h.dir)
+        .of_unknown_volume()
+        .required_above_limit(4 * size, 3 * size)
+        .row("at its size (nothing to do)", |_| {}, &[Code::Ok])
+        .when(h.strata, |t| {
+            t.with_capability(
+                "of a mount volume as a block volume",
+                block_cap(Mode::SingleNodeWriter),
+                INVALID,
+            )
+        })
+        .check("NodeExpandVolume");
+    m.unmount();
 }

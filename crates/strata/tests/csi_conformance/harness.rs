@@ -7,6 +7,10 @@
 //! CSI driver. Every call that makes something (a volume, a snapshot, a
 //! stage, a publish) records its undo; [`Csi`]'s drop replays them newest
 //! first, so a failing assertion leaves nothing behind.
+//!
+//! Error tests are tables: [`changes`] sends a good request with one change
+//! per row and [`check`] reports every row whose code the spec does not
+//! allow.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -15,7 +19,7 @@ use std::fs::File;
 use std::future::Future;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use strata_csi::client::CsiClient;
@@ -32,7 +36,9 @@ pub use pb::volume_capability::access_mode::Mode;
 use pb::controller_client::ControllerClient;
 use pb::identity_client::IdentityClient;
 use pb::node_client::NodeClient;
+use pb::volume_content_source::{SnapshotSource, Type as Source, VolumeSource};
 
+use crate::common::csi::CsiServer;
 use crate::common::{Strata, unmount_below};
 
 /// What Strata calls itself, and the node and topology its server gets.
@@ -41,6 +47,15 @@ pub const NODE_ID: &str = "conformance-node";
 pub const TOPOLOGY_KEY: &str = "topology.csi.strata.dev/node";
 
 pub const MIB: i64 = 1 << 20;
+
+/// IDs nothing has.
+pub const NO_SUCH_VOLUME: &str = "conformance-no-such-volume";
+pub const NO_SUCH_SNAPSHOT: &str = "conformance-no-such-snapshot";
+pub const NO_SUCH_NODE: &str = "conformance-no-such-node";
+
+/// The codes of "Missing required field" and "does not exist".
+pub const INVALID: &[Code] = &[Code::InvalidArgument];
+pub const NOT_FOUND: &[Code] = &[Code::NotFound];
 
 /// How long one call may take before the suite gives up on it.
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -76,6 +91,22 @@ pub struct Kind {
 }
 
 impl Kind {
+    fn new(
+        label: &str,
+        params: HashMap<String, String>,
+        access: Access,
+        size: i64,
+        own_fs: bool,
+    ) -> Kind {
+        Kind {
+            label: label.to_owned(),
+            params,
+            access,
+            size,
+            own_fs,
+        }
+    }
+
     /// Its capability in `mode`.
     pub fn cap_with(&self, mode: Mode) -> pb::VolumeCapability {
         cap(self.access, mode)
@@ -84,6 +115,42 @@ impl Kind {
     /// Its capability as single-node writer.
     pub fn cap(&self) -> pb::VolumeCapability {
         self.cap_with(Mode::SingleNodeWriter)
+    }
+
+    /// Writes `data` as `name` into a volume of this kind published at
+    /// `target`: a file, or bytes at the name's [`block_offset`].
+    pub fn put(&self, target: &Path, name: &str, data: &[u8]) {
+        match self.access {
+            Access::Mount => write_file(&target.join(name), data),
+            Access::Block => write_at(target, block_offset(name), data),
+        }
+    }
+
+    /// What is there as `name` (`len` bytes of a block device); None for a
+    /// missing file.
+    pub fn get(&self, target: &Path, name: &str, len: usize) -> Option<Vec<u8>> {
+        match self.access {
+            Access::Mount => std::fs::read(target.join(name)).ok(),
+            Access::Block => Some(read_at(target, block_offset(name), len)),
+        }
+    }
+
+    /// The size a workload sees at `target`: its filesystem's, or the
+    /// device's.
+    pub fn seen_size(&self, target: &Path) -> u64 {
+        match self.access {
+            Access::Mount => statvfs(target).0,
+            Access::Block => device_size(target),
+        }
+    }
+}
+
+/// Where data put as `name` goes on a block volume.
+pub fn block_offset(name: &str) -> u64 {
+    match name {
+        "before" => MIB as u64,
+        "after" => 3 * MIB as u64,
+        _ => 5 * MIB as u64,
     }
 }
 
@@ -121,6 +188,41 @@ pub fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .collect()
 }
 
+/// A content source: the snapshot `id`.
+pub fn from_snapshot(id: &str) -> Option<pb::VolumeContentSource> {
+    let snapshot_id = id.to_owned();
+    Some(pb::VolumeContentSource {
+        r#type: Some(Source::Snapshot(SnapshotSource { snapshot_id })),
+    })
+}
+
+/// A content source: the volume `id`.
+pub fn from_volume(id: &str) -> Option<pb::VolumeContentSource> {
+    let volume_id = id.to_owned();
+    Some(pb::VolumeContentSource {
+        r#type: Some(Source::Volume(VolumeSource { volume_id })),
+    })
+}
+
+pub fn delete_request(id: &str) -> pb::DeleteVolumeRequest {
+    pb::DeleteVolumeRequest {
+        volume_id: id.to_owned(),
+        ..Default::default()
+    }
+}
+
+pub fn stats_request(
+    id: &str,
+    path: &Path,
+    staging: Option<&Path>,
+) -> pb::NodeGetVolumeStatsRequest {
+    pb::NodeGetVolumeStatsRequest {
+        volume_id: id.to_owned(),
+        volume_path: path_str(path),
+        staging_target_path: staging.map(path_str).unwrap_or_default(),
+    }
+}
+
 /// Something to undo when the test ends.
 #[derive(Debug)]
 enum Undo {
@@ -131,80 +233,29 @@ enum Undo {
     NodeUnpublish { volume: String, path: String },
 }
 
-/// A private `strata csi serve`.
+/// A private `strata csi serve`, on a store of its own.
 struct Server {
-    child: Child,
-    log: PathBuf,
+    csi: CsiServer,
     strata: Strata,
 }
 
 impl Server {
-    fn start(variant: Variant) -> (Server, PathBuf) {
-        let strata = Strata::new();
-        let socket = strata.path("csi.sock");
-        let log = strata.path("server.log");
-        let out = File::create(&log).expect("server log");
-        let endpoint = format!("unix://{}", socket.display());
-        let mut args = vec![
-            "csi",
-            "serve",
-            "--endpoint",
-            &endpoint,
-            "--node-id",
-            NODE_ID,
-        ];
-        if variant == Variant::AttachRequired {
-            args.push("--attach-required");
-        }
-        let child = strata
-            .command(&args)
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("server log"))
-            .stderr(out)
-            .spawn()
-            .expect("start strata csi serve");
-        let mut server = Server { child, log, strata };
-        let t = Instant::now();
-        while !socket.exists() {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!(
-                    "strata csi serve exited ({status}) before listening:\n{}",
-                    server.log_text()
-                );
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "strata csi serve did not listen on {} within 20 s:\n{}",
-                socket.display(),
-                server.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        (server, socket)
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+    fn start(variant: Variant) -> Server {
+        let mut strata = Strata::new();
+        strata.env.push(("RUST_LOG".into(), "debug".into()));
+        let extra: &[&str] = match variant {
+            Variant::Plain => &[],
+            Variant::AttachRequired => &["--attach-required"],
+        };
+        let csi = CsiServer::start(&strata, "csi", NODE_ID, extra);
+        Server { csi, strata }
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let pid = rustix::process::Pid::from_child(&self.child);
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        let t = Instant::now();
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) if t.elapsed() > Duration::from_secs(10) => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    break;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
+        // Stopped first, so nothing holds what is cleaned up below.
+        self.csi.stop();
         unmount_below(&self.strata.work);
         unmount_below(&self.strata.root);
         detach_loops_below(&self.strata.root);
@@ -270,6 +321,8 @@ pub struct Csi {
     /// ControllerPublishVolume's answer per volume, for node calls.
     publish_context: RefCell<HashMap<String, HashMap<String, String>>>,
     serial: Cell<u32>,
+    /// How long the next call may take.
+    timeout: Cell<Duration>,
     server: Option<Server>,
     _scratch: Option<tempfile::TempDir>,
 }
@@ -284,6 +337,12 @@ impl Csi {
     /// The plugin, as a Strata server with `--attach-required`.
     pub fn attach_required() -> Csi {
         Csi::with(Variant::AttachRequired)
+    }
+
+    /// The plugin if it has all of the controller capabilities `caps`
+    /// (else None, with a note): `let Some(h) = Csi::start().requiring(…)`.
+    pub fn requiring(self, caps: &[Ctrl]) -> Option<Csi> {
+        self.need_ctrl(caps).then_some(self)
     }
 
     fn with(variant: Variant) -> Csi {
@@ -325,10 +384,10 @@ impl Csi {
                 )
             }
             None => {
-                let (server, socket) = Server::start(variant);
+                let server = Server::start(variant);
                 let dir = server.strata.path("node");
                 std::fs::create_dir_all(&dir).expect("node folder");
-                let endpoint = format!("unix://{}", socket.display());
+                let endpoint = server.csi.endpoint();
                 (endpoint, Some(server), dir, None, HashMap::new())
             }
         };
@@ -357,6 +416,7 @@ impl Csi {
             undo: RefCell::new(Vec::new()),
             publish_context: RefCell::new(HashMap::new()),
             serial: Cell::new(0),
+            timeout: Cell::new(CALL_TIMEOUT),
             server,
             _scratch: scratch,
         };
@@ -383,9 +443,10 @@ impl Csi {
 
     fn learn_capabilities(&mut self) {
         use pb::plugin_capability::Type as P;
-        let plugin = self
-            .get_plugin_capabilities(pb::GetPluginCapabilitiesRequest {})
-            .unwrap_or_else(|s| panic!("GetPluginCapabilities: {}", status_text(&s)));
+        let plugin = ok(
+            "GetPluginCapabilities",
+            self.get_plugin_capabilities(pb::GetPluginCapabilitiesRequest {}),
+        );
         for c in plugin.capabilities {
             match c.r#type {
                 Some(P::Service(s)) => {
@@ -398,18 +459,18 @@ impl Csi {
             }
         }
         if self.plugin_caps.contains(&Service::ControllerService) {
-            let ctrl = self
-                .controller_get_capabilities(pb::ControllerGetCapabilitiesRequest {})
-                .unwrap_or_else(|s| panic!("ControllerGetCapabilities: {}", status_text(&s)));
+            let ctrl = ok(
+                "ControllerGetCapabilities",
+                self.controller_get_capabilities(pb::ControllerGetCapabilitiesRequest {}),
+            );
             self.ctrl_caps = ctrl_types(&ctrl).into_iter().flatten().collect();
         }
-        let node = self
-            .node_get_capabilities(pb::NodeGetCapabilitiesRequest {})
-            .unwrap_or_else(|s| panic!("NodeGetCapabilities: {}", status_text(&s)));
+        let node = ok(
+            "NodeGetCapabilities",
+            self.node_get_capabilities(pb::NodeGetCapabilitiesRequest {}),
+        );
         self.node_caps = node_types(&node).into_iter().flatten().collect();
-        self.info = self
-            .node_get_info(pb::NodeGetInfoRequest {})
-            .unwrap_or_else(|s| panic!("NodeGetInfo: {}", status_text(&s)));
+        self.info = ok("NodeGetInfo", self.node_get_info(pb::NodeGetInfoRequest {}));
     }
 
     /// Runs a future (a batch of concurrent calls) to completion.
@@ -436,36 +497,31 @@ impl Csi {
 
     /// Whether the plugin has all of `caps`; if not, says so.
     pub fn need_ctrl(&self, caps: &[Ctrl]) -> bool {
-        let missing: Vec<&str> = caps
-            .iter()
-            .filter(|c| !self.has_ctrl(**c))
-            .map(|c| c.as_str_name())
-            .collect();
         if !self.has_plugin(Service::ControllerService) {
             self.skip("the plugin has no CONTROLLER_SERVICE");
             return false;
         }
-        if !missing.is_empty() {
-            self.skip(&format!("no controller capability {}", missing.join(", ")));
-        }
-        missing.is_empty()
+        let missing = caps.iter().filter(|c| !self.has_ctrl(**c));
+        self.need("controller", missing.map(|c| c.as_str_name()))
     }
 
     pub fn need_node(&self, caps: &[NodeCap]) -> bool {
-        let missing: Vec<&str> = caps
-            .iter()
-            .filter(|c| !self.has_node(**c))
-            .map(|c| c.as_str_name())
-            .collect();
+        let missing = caps.iter().filter(|c| !self.has_node(**c));
+        self.need("node", missing.map(|c| c.as_str_name()))
+    }
+
+    /// Says which of a service's capabilities are `missing`; whether none.
+    fn need<'a>(&self, service: &str, missing: impl Iterator<Item = &'a str>) -> bool {
+        let missing: Vec<&str> = missing.collect();
         if !missing.is_empty() {
-            self.skip(&format!("no node capability {}", missing.join(", ")));
+            self.skip(&format!("no {service} capability {}", missing.join(", ")));
         }
         missing.is_empty()
     }
 
     /// The server's log, for a failing test's report.
     pub fn server_log(&self) -> Option<String> {
-        self.server.as_ref().map(Server::log_text)
+        self.server.as_ref().map(|s| s.csi.log_text())
     }
 
     // ---- names, paths, kinds ------------------------------------------
@@ -511,36 +567,48 @@ impl Csi {
         self.dir.join(format!("target-{}", self.next()))
     }
 
+    /// A fresh staging folder when the plugin stages volumes.
+    pub fn staging_if_staged(&self) -> Option<PathBuf> {
+        self.has_node(NodeCap::StageUnstageVolume)
+            .then(|| self.staging_path())
+    }
+
     /// The kinds of mount volume to try: Strata's folder and image
     /// volumes, or one made with `STRATA_CSI_TEST_PARAMS`.
     pub fn mount_kinds(&self) -> Vec<Kind> {
         if !self.strata {
             return vec![self.external_kind(Access::Mount)];
         }
+        let image = |fs| map(&[("type", "image"), ("fs", fs)]);
         vec![
-            Kind {
-                label: "dir".into(),
-                params: map(&[("type", "dir")]),
-                access: Access::Mount,
-                size: 64 * MIB,
-                own_fs: false,
-            },
-            Kind {
-                label: "image-ext4".into(),
-                params: map(&[("type", "image"), ("fs", "ext4")]),
-                access: Access::Mount,
-                size: 64 * MIB,
-                own_fs: true,
-            },
-            Kind {
-                label: "image-xfs".into(),
-                params: map(&[("type", "image"), ("fs", "xfs")]),
-                access: Access::Mount,
-                // mkfs.xfs refuses filesystems under 300 MB.
-                size: 320 * MIB,
-                own_fs: true,
-            },
+            Kind::new(
+                "dir",
+                map(&[("type", "dir")]),
+                Access::Mount,
+                64 * MIB,
+                false,
+            ),
+            Kind::new("image-ext4", image("ext4"), Access::Mount, 64 * MIB, true),
+            // mkfs.xfs refuses filesystems under 300 MB.
+            Kind::new("image-xfs", image("xfs"), Access::Mount, 320 * MIB, true),
         ]
+    }
+
+    /// Every mount kind, and block.
+    pub fn all_kinds(&self) -> Vec<Kind> {
+        let mut kinds = self.mount_kinds();
+        kinds.push(self.block_kind());
+        kinds
+    }
+
+    /// Every mount kind, and block on Strata (which is sure to make block
+    /// volumes; another driver may make none).
+    pub fn sure_kinds(&self) -> Vec<Kind> {
+        let mut kinds = self.mount_kinds();
+        if self.strata {
+            kinds.push(self.block_kind());
+        }
+        kinds
     }
 
     /// Mount kinds with a filesystem of their own.
@@ -558,17 +626,22 @@ impl Csi {
 
     /// Whether volumes of `kind` can be grown while mounted on this
     /// machine: growing a mounted ext4 needs CAP_SYS_RESOURCE, which some
-    /// containers do not give even to root. Says so when not.
-    pub fn grows_mounted(&self, kind: &Kind) -> bool {
+    /// containers do not give even to root.
+    fn grows_here(&self, kind: &Kind) -> bool {
         let ext4 = kind.params.get("fs").map(String::as_str) == Some("ext4");
-        if self.strata && ext4 && !has_capability(CAP_SYS_RESOURCE) {
+        !(self.strata && ext4 && !has_capability(CAP_SYS_RESOURCE))
+    }
+
+    /// [`Csi::grows_here`], saying so when not.
+    pub fn grows_mounted(&self, kind: &Kind) -> bool {
+        let grows = self.grows_here(kind);
+        if !grows {
             self.skip(&format!(
                 "{}: this machine lacks CAP_SYS_RESOURCE, so a mounted ext4 cannot be grown",
                 kind.label
             ));
-            return false;
         }
-        true
+        grows
     }
 
     /// An image kind that can grow while mounted here.
@@ -577,10 +650,7 @@ impl Csi {
         let first = kinds[0].clone();
         kinds
             .into_iter()
-            .find(|k| {
-                let ext4 = k.params.get("fs").map(String::as_str) == Some("ext4");
-                !(self.strata && ext4 && !has_capability(CAP_SYS_RESOURCE))
-            })
+            .find(|k| self.grows_here(k))
             .unwrap_or(first)
     }
 
@@ -593,30 +663,26 @@ impl Csi {
         if !self.strata {
             return self.external_kind(Access::Block);
         }
-        Kind {
-            label: "block".into(),
-            params: map(&[("type", "image")]),
-            access: Access::Block,
-            size: 64 * MIB,
-            own_fs: false,
-        }
+        Kind::new(
+            "block",
+            map(&[("type", "image")]),
+            Access::Block,
+            64 * MIB,
+            false,
+        )
     }
 
     fn external_kind(&self, access: Access) -> Kind {
-        Kind {
-            label: format!("{access:?}").to_lowercase(),
-            params: self.params.clone(),
-            access,
-            size: 64 * MIB,
-            own_fs: true,
-        }
+        let label = format!("{access:?}").to_lowercase();
+        Kind::new(&label, self.params.clone(), access, 64 * MIB, true)
     }
 
     // ---- volumes --------------------------------------------------------
 
-    pub fn create_request(&self, kind: &Kind, name: &str) -> pb::CreateVolumeRequest {
+    /// A request for a volume of `kind`, named for `what`.
+    pub fn create_request(&self, kind: &Kind, what: &str) -> pb::CreateVolumeRequest {
         pb::CreateVolumeRequest {
-            name: name.to_owned(),
+            name: self.name(what),
             capacity_range: range(kind.size, 0),
             volume_capabilities: vec![kind.cap()],
             parameters: kind.params.clone(),
@@ -624,10 +690,21 @@ impl Csi {
         }
     }
 
+    /// A request for a copy of `source`, of `kind`.
+    pub fn copy_request(
+        &self,
+        kind: &Kind,
+        source: Option<pb::VolumeContentSource>,
+    ) -> pb::CreateVolumeRequest {
+        pb::CreateVolumeRequest {
+            volume_content_source: source,
+            ..self.create_request(kind, "copy")
+        }
+    }
+
     /// Makes a volume of `kind`, or fails the test.
     pub fn create(&self, kind: &Kind) -> pb::Volume {
-        let name = self.name(&kind.label);
-        self.create_with(self.create_request(kind, &name))
+        self.create_with(self.create_request(kind, &kind.label))
     }
 
     /// Makes a volume as `req` says, or fails the test.
@@ -638,31 +715,111 @@ impl Csi {
             .unwrap_or_else(|| panic!("{what}: the response has no volume (REQUIRED)"))
     }
 
-    /// Makes a block volume, or says why the plugin cannot.
-    pub fn create_block(&self) -> Option<(Kind, pb::Volume)> {
-        let kind = self.block_kind();
-        let name = self.name("block");
-        match self.create_volume(self.create_request(&kind, &name)) {
-            Ok(r) => Some((kind, r.volume.expect("CreateVolume: no volume"))),
-            Err(s) if !self.strata && s.code() == Code::InvalidArgument => {
+    /// Makes a volume of `kind` as `req` says, or fails the test; None
+    /// (with a note) when `kind` is block and the plugin, not Strata,
+    /// makes no block volumes.
+    pub fn try_create(&self, kind: &Kind, req: pb::CreateVolumeRequest) -> Option<pb::Volume> {
+        let name = req.name.clone();
+        match self.create_volume(req) {
+            Ok(r) => Some(r.volume.unwrap_or_else(|| {
+                panic!("CreateVolume {name}: the response has no volume (REQUIRED)")
+            })),
+            Err(s)
+                if kind.access == Access::Block
+                    && !self.strata
+                    && s.code() == Code::InvalidArgument =>
+            {
                 self.skip(&format!(
                     "the plugin makes no block volumes: {}",
                     s.message()
                 ));
                 None
             }
-            Err(s) => panic!("CreateVolume (block) {name}: {}", status_text(&s)),
+            Err(s) => panic!("CreateVolume ({}) {name}: {}", kind.label, status_text(&s)),
         }
     }
 
+    /// [`Csi::try_create`] with the usual request for `kind`.
+    pub fn make(&self, kind: &Kind) -> Option<pb::Volume> {
+        self.try_create(kind, self.create_request(kind, &kind.label))
+    }
+
+    /// Makes a block volume, or says why the plugin cannot.
+    pub fn create_block(&self) -> Option<(Kind, pb::Volume)> {
+        let kind = self.block_kind();
+        self.make(&kind).map(|v| (kind, v))
+    }
+
+    pub fn try_delete(&self, id: &str) -> Result<pb::DeleteVolumeResponse, Status> {
+        self.delete_volume(delete_request(id))
+    }
+
     pub fn delete(&self, id: &str) {
-        ok(
-            &format!("DeleteVolume {id}"),
-            self.delete_volume(pb::DeleteVolumeRequest {
-                volume_id: id.to_owned(),
-                ..Default::default()
-            }),
-        );
+        ok(&format!("DeleteVolume {id}"), self.try_delete(id));
+    }
+
+    pub fn try_get_volume(&self, id: &str) -> Result<pb::ControllerGetVolumeResponse, Status> {
+        let volume_id = id.to_owned();
+        self.controller_get_volume(pb::ControllerGetVolumeRequest { volume_id })
+    }
+
+    /// The IDs of every volume ListVolumes gives.
+    pub fn volume_ids(&self) -> Vec<String> {
+        let all = self.all_volumes(0).into_iter();
+        all.filter_map(|e| e.volume).map(|v| v.volume_id).collect()
+    }
+
+    // ---- controller publish ---------------------------------------------
+
+    /// ControllerPublishVolume of `vol` to this node.
+    pub fn attach_request(
+        &self,
+        vol: &pb::Volume,
+        cap: &pb::VolumeCapability,
+        readonly: bool,
+    ) -> pb::ControllerPublishVolumeRequest {
+        pb::ControllerPublishVolumeRequest {
+            volume_id: vol.volume_id.clone(),
+            node_id: self.info.node_id.clone(),
+            volume_capability: Some(cap.clone()),
+            readonly,
+            volume_context: vol.volume_context.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// Publishes `vol` to this node; the node calls that follow carry the
+    /// publish_context it answers.
+    pub fn attach(
+        &self,
+        vol: &pb::Volume,
+        cap: &pb::VolumeCapability,
+        readonly: bool,
+    ) -> Result<pb::ControllerPublishVolumeResponse, Status> {
+        let r = self.controller_publish_volume(self.attach_request(vol, cap, readonly));
+        if let Ok(r) = &r {
+            self.publish_context
+                .borrow_mut()
+                .insert(vol.volume_id.clone(), r.publish_context.clone());
+        }
+        r
+    }
+
+    /// ControllerUnpublishVolume of volume `id` from `node`.
+    pub fn try_detach(
+        &self,
+        id: &str,
+        node: &str,
+    ) -> Result<pb::ControllerUnpublishVolumeResponse, Status> {
+        let r = self.controller_unpublish_volume(pb::ControllerUnpublishVolumeRequest {
+            volume_id: id.to_owned(),
+            node_id: node.to_owned(),
+            ..Default::default()
+        });
+        if r.is_ok() {
+            self.publish_context.borrow_mut().remove(id);
+        }
+        r
     }
 
     // ---- node -----------------------------------------------------------
@@ -680,21 +837,7 @@ impl Csi {
         if let Some(c) = self.publish_context.borrow().get(&vol.volume_id) {
             return c.clone();
         }
-        let r = ok(
-            "ControllerPublishVolume",
-            self.controller_publish_volume(pb::ControllerPublishVolumeRequest {
-                volume_id: vol.volume_id.clone(),
-                node_id: self.info.node_id.clone(),
-                volume_capability: Some(cap.clone()),
-                readonly: false,
-                volume_context: vol.volume_context.clone(),
-                ..Default::default()
-            }),
-        );
-        self.publish_context
-            .borrow_mut()
-            .insert(vol.volume_id.clone(), r.publish_context.clone());
-        r.publish_context
+        ok("ControllerPublishVolume", self.attach(vol, cap, false)).publish_context
     }
 
     pub fn stage_request(
@@ -736,10 +879,7 @@ impl Csi {
     /// Stages `vol` at a fresh path (when the plugin stages at all); the
     /// path, or None.
     pub fn stage(&self, vol: &pb::Volume, cap: &pb::VolumeCapability) -> Option<PathBuf> {
-        if !self.has_node(NodeCap::StageUnstageVolume) {
-            return None;
-        }
-        let staging = self.staging_path();
+        let staging = self.staging_if_staged()?;
         ok(
             "NodeStageVolume",
             self.node_stage_volume(self.stage_request(vol, cap, &staging)),
@@ -763,54 +903,84 @@ impl Csi {
         target
     }
 
-    /// Stages and publishes `vol` read-write; (staging, target).
-    pub fn mount(
-        &self,
-        vol: &pb::Volume,
-        cap: &pb::VolumeCapability,
-    ) -> (Option<PathBuf>, PathBuf) {
+    /// Stages and publishes `vol` read-write.
+    pub fn mount(&self, vol: &pb::Volume, cap: &pb::VolumeCapability) -> Mounted<'_> {
         let staging = self.stage(vol, cap);
         let target = self.publish(vol, cap, staging.as_deref(), false);
-        (staging, target)
+        Mounted {
+            h: self,
+            volume_id: vol.volume_id.clone(),
+            staging,
+            target,
+        }
     }
 
-    /// Undoes [`Csi::mount`].
-    pub fn unmount(&self, vol: &pb::Volume, staging: Option<&Path>, target: &Path) {
-        ok(
-            "NodeUnpublishVolume",
-            self.node_unpublish_volume(pb::NodeUnpublishVolumeRequest {
-                volume_id: vol.volume_id.clone(),
-                target_path: path_str(target),
-            }),
-        );
+    /// Makes a volume of `kind` and mounts it.
+    pub fn create_mounted(&self, kind: &Kind) -> (pb::Volume, Mounted<'_>) {
+        let v = self.create(kind);
+        let m = self.mount(&v, &kind.cap());
+        (v, m)
+    }
+
+    /// Mounts `vol`, runs `f` on its target, and unmounts it.
+    pub fn with_mounted<T>(&self, kind: &Kind, vol: &pb::Volume, f: impl FnOnce(&Path) -> T) -> T {
+        let m = self.mount(vol, &kind.cap());
+        let r = f(&m.target);
+        m.unmount();
+        r
+    }
+
+    pub fn try_unpublish(
+        &self,
+        id: &str,
+        target: &Path,
+    ) -> Result<pb::NodeUnpublishVolumeResponse, Status> {
+        self.node_unpublish_volume(pb::NodeUnpublishVolumeRequest {
+            volume_id: id.to_owned(),
+            target_path: path_str(target),
+        })
+    }
+
+    pub fn try_unstage(
+        &self,
+        id: &str,
+        staging: &Path,
+    ) -> Result<pb::NodeUnstageVolumeResponse, Status> {
+        self.node_unstage_volume(pb::NodeUnstageVolumeRequest {
+            volume_id: id.to_owned(),
+            staging_target_path: path_str(staging),
+        })
+    }
+
+    /// Unpublishes volume `id` from `target` and unstages it from
+    /// `staging`, or fails the test.
+    pub fn unmount(&self, id: &str, staging: Option<&Path>, target: &Path) {
+        ok("NodeUnpublishVolume", self.try_unpublish(id, target));
         if let Some(staging) = staging {
-            ok(
-                "NodeUnstageVolume",
-                self.node_unstage_volume(pb::NodeUnstageVolumeRequest {
-                    volume_id: vol.volume_id.clone(),
-                    staging_target_path: path_str(staging),
-                }),
-            );
+            ok("NodeUnstageVolume", self.try_unstage(id, staging));
         }
     }
 
     pub fn stats(
         &self,
-        vol: &pb::Volume,
+        id: &str,
         path: &Path,
         staging: Option<&Path>,
     ) -> pb::NodeGetVolumeStatsResponse {
         ok(
             "NodeGetVolumeStats",
-            self.node_get_volume_stats(pb::NodeGetVolumeStatsRequest {
-                volume_id: vol.volume_id.clone(),
-                volume_path: path_str(path),
-                staging_target_path: staging.map(path_str).unwrap_or_default(),
-            }),
+            self.node_get_volume_stats(stats_request(id, path, staging)),
         )
     }
 
     // ---- snapshots ------------------------------------------------------
+
+    pub fn try_delete_snapshot(&self, id: &str) -> Result<pb::DeleteSnapshotResponse, Status> {
+        self.delete_snapshot(pb::DeleteSnapshotRequest {
+            snapshot_id: id.to_owned(),
+            ..Default::default()
+        })
+    }
 
     /// Every snapshot ListSnapshots gives for `req`, page by page.
     pub fn all_snapshots(&self, mut req: pb::ListSnapshotsRequest) -> Vec<pb::Snapshot> {
@@ -858,10 +1028,11 @@ impl Csi {
         self.undo.borrow_mut().push(u);
     }
 
-    fn call<T, F>(&self, timeout: Duration, f: F) -> Result<T, Status>
+    fn call<T, F>(&self, f: F) -> Result<T, Status>
     where
         F: Future<Output = Result<tonic::Response<T>, Status>>,
     {
+        let timeout = self.timeout.get();
         self.rt.block_on(async {
             match tokio::time::timeout(timeout, f).await {
                 Ok(r) => r.map(tonic::Response::into_inner),
@@ -874,65 +1045,21 @@ impl Csi {
     }
 
     fn undo_all(&self) {
+        self.timeout.set(UNDO_TIMEOUT);
         let undo = std::mem::take(&mut *self.undo.borrow_mut());
         for u in undo.into_iter().rev() {
             let r = match &u {
                 Undo::NodeUnpublish { volume, path } => {
-                    let mut c = self.node.clone();
-                    self.call(
-                        UNDO_TIMEOUT,
-                        c.node_unpublish_volume(pb::NodeUnpublishVolumeRequest {
-                            volume_id: volume.clone(),
-                            target_path: path.clone(),
-                        }),
-                    )
-                    .map(drop)
+                    self.try_unpublish(volume, Path::new(path)).map(drop)
                 }
                 Undo::NodeUnstage { volume, path } => {
-                    let mut c = self.node.clone();
-                    self.call(
-                        UNDO_TIMEOUT,
-                        c.node_unstage_volume(pb::NodeUnstageVolumeRequest {
-                            volume_id: volume.clone(),
-                            staging_target_path: path.clone(),
-                        }),
-                    )
-                    .map(drop)
+                    self.try_unstage(volume, Path::new(path)).map(drop)
                 }
                 Undo::ControllerUnpublish { volume, node } => {
-                    let mut c = self.controller.clone();
-                    self.call(
-                        UNDO_TIMEOUT,
-                        c.controller_unpublish_volume(pb::ControllerUnpublishVolumeRequest {
-                            volume_id: volume.clone(),
-                            node_id: node.clone(),
-                            ..Default::default()
-                        }),
-                    )
-                    .map(drop)
+                    self.try_detach(volume, node).map(drop)
                 }
-                Undo::DeleteSnapshot(id) => {
-                    let mut c = self.controller.clone();
-                    self.call(
-                        UNDO_TIMEOUT,
-                        c.delete_snapshot(pb::DeleteSnapshotRequest {
-                            snapshot_id: id.clone(),
-                            ..Default::default()
-                        }),
-                    )
-                    .map(drop)
-                }
-                Undo::DeleteVolume(id) => {
-                    let mut c = self.controller.clone();
-                    self.call(
-                        UNDO_TIMEOUT,
-                        c.delete_volume(pb::DeleteVolumeRequest {
-                            volume_id: id.clone(),
-                            ..Default::default()
-                        }),
-                    )
-                    .map(drop)
-                }
+                Undo::DeleteSnapshot(id) => self.try_delete_snapshot(id).map(drop),
+                Undo::DeleteVolume(id) => self.try_delete(id).map(drop),
             };
             if let Err(s) = r {
                 eprintln!("cleanup: {u:?} failed: {}", status_text(&s));
@@ -960,6 +1087,41 @@ impl Drop for Csi {
     }
 }
 
+/// A volume staged (when the plugin stages) and published read-write at a
+/// fresh target by [`Csi::mount`]. [`Mounted::unmount`] unpublishes and
+/// unstages it, or fails the test; so does dropping it, unless the test is
+/// failing already (then [`Csi`]'s undo cleans up).
+pub struct Mounted<'a> {
+    h: &'a Csi,
+    volume_id: String,
+    pub staging: Option<PathBuf>,
+    pub target: PathBuf,
+}
+
+impl Mounted<'_> {
+    pub fn staging(&self) -> Option<&Path> {
+        self.staging.as_deref()
+    }
+
+    /// NodeGetVolumeStats at the target.
+    pub fn stats(&self) -> pb::NodeGetVolumeStatsResponse {
+        self.h.stats(&self.volume_id, &self.target, self.staging())
+    }
+
+    pub fn unmount(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Mounted<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.h
+                .unmount(&self.volume_id, self.staging.as_deref(), &self.target);
+        }
+    }
+}
+
 /// One blocking wrapper per RPC; those that make something record its undo.
 macro_rules! rpcs {
     ($($client:ident . $rpc:ident ($req:ty) -> $resp:ty $(, undo $undo:expr)?;)*) => {
@@ -969,7 +1131,7 @@ macro_rules! rpcs {
                     #[allow(unused_variables)]
                     let keep = req.clone();
                     let mut client = self.$client.clone();
-                    let r = self.call(CALL_TIMEOUT, client.$rpc(req));
+                    let r = self.call(client.$rpc(req));
                     $(
                         if let Ok(resp) = &r {
                             let f: fn(&Csi, &$req, &$resp) -> Option<Undo> = $undo;
@@ -1024,27 +1186,32 @@ rpcs! {
 /// The controller capabilities in a response; None for an unknown number.
 pub fn ctrl_types(r: &pb::ControllerGetCapabilitiesResponse) -> Vec<Option<Ctrl>> {
     use pb::controller_service_capability::Type;
-    r.capabilities
-        .iter()
-        .map(|c| match &c.r#type {
-            Some(Type::Rpc(rpc)) => Ctrl::try_from(rpc.r#type)
-                .ok()
-                .filter(|t| *t != Ctrl::Unknown),
-            None => None,
-        })
-        .collect()
+    let numbers = r.capabilities.iter().map(|c| c.r#type.as_ref());
+    known(
+        numbers.map(|t| t.map(|Type::Rpc(rpc)| rpc.r#type)),
+        Ctrl::Unknown,
+    )
 }
 
 /// The node capabilities in a response; None for an unknown number.
 pub fn node_types(r: &pb::NodeGetCapabilitiesResponse) -> Vec<Option<NodeCap>> {
     use pb::node_service_capability::Type;
-    r.capabilities
-        .iter()
-        .map(|c| match &c.r#type {
-            Some(Type::Rpc(rpc)) => NodeCap::try_from(rpc.r#type)
-                .ok()
-                .filter(|t| *t != NodeCap::Unknown),
-            None => None,
+    let numbers = r.capabilities.iter().map(|c| c.r#type.as_ref());
+    known(
+        numbers.map(|t| t.map(|Type::Rpc(rpc)| rpc.r#type)),
+        NodeCap::Unknown,
+    )
+}
+
+/// Enum values for `numbers`; None for a missing, unknown or UNKNOWN one.
+fn known<T: TryFrom<i32> + PartialEq>(
+    numbers: impl Iterator<Item = Option<i32>>,
+    unknown: T,
+) -> Vec<Option<T>> {
+    numbers
+        .map(|n| {
+            n.and_then(|n| T::try_from(n).ok())
+                .filter(|t| *t != unknown)
         })
         .collect()
 }
@@ -1074,6 +1241,14 @@ pub fn code_of<T>(r: &Result<T, Status>) -> Code {
 /// The response of a call that must succeed.
 pub fn ok<T>(what: &str, r: Result<T, Status>) -> T {
     r.unwrap_or_else(|s| panic!("{what} failed: {}", status_text(&s)))
+}
+
+/// Makes a call that must succeed twice, as an idempotent call may be
+/// made ("This operation MUST be idempotent"); both responses.
+pub fn twice<T>(what: &str, call: impl Fn() -> Result<T, Status>) -> (T, T) {
+    let first = ok(what, call());
+    let again = ok(&format!("{what} again"), call());
+    (first, again)
 }
 
 /// What every error status must look like (spec, "Error Scheme"): a
@@ -1165,6 +1340,240 @@ pub fn check(rpc: &str, cases: Vec<Case>) {
         }
     }
     assert!(failures.is_empty(), "\n{}\n", failures.join("\n"));
+}
+
+/// The checks on a volume condition where the plugin has VOLUME_CONDITION:
+/// there, normal (the volumes checked are new and well), and with a
+/// message ("This field is REQUIRED").
+pub fn check_condition(what: &str, c: Option<&pb::VolumeCondition>) {
+    let c = c.unwrap_or_else(|| panic!("{what}: no volume_condition although VOLUME_CONDITION"));
+    assert!(
+        !c.abnormal,
+        "{what}: a new volume is abnormal: {}",
+        c.message
+    );
+    assert!(
+        !c.message.is_empty(),
+        "{what}: the condition's message is REQUIRED"
+    );
+}
+
+// ---- tables of changed requests -------------------------------------------
+
+/// An error table: a good request, sent once per row with that row's
+/// change; see [`changes`].
+pub struct Changes<'a, R, T> {
+    good: Box<dyn Fn() -> R + 'a>,
+    send: Box<dyn Fn(R) -> Result<T, Status> + 'a>,
+    cases: Vec<Case>,
+}
+
+/// A table of changes to `good`, each sent with `send`.
+pub fn changes<'a, R: Clone + 'a, T>(
+    good: R,
+    send: impl Fn(R) -> Result<T, Status> + 'a,
+) -> Changes<'a, R, T> {
+    fresh_changes(move || good.clone(), send)
+}
+
+/// [`changes`] to a fresh good request for each row (a new name, say).
+pub fn fresh_changes<'a, R, T>(
+    good: impl Fn() -> R + 'a,
+    send: impl Fn(R) -> Result<T, Status> + 'a,
+) -> Changes<'a, R, T> {
+    Changes {
+        good: Box::new(good),
+        send: Box::new(send),
+        cases: Vec::new(),
+    }
+}
+
+impl<R, T: Debug> Changes<'_, R, T> {
+    /// Sends the good request with `change` made; the spec allows `want`.
+    pub fn row(
+        mut self,
+        name: impl Into<String>,
+        change: impl FnOnce(&mut R),
+        want: &[Code],
+    ) -> Self {
+        let mut req = (self.good)();
+        change(&mut req);
+        let got = (self.send)(req);
+        self.cases.push(case(name, got, want));
+        self
+    }
+
+    /// `rows` when `applies`.
+    pub fn when(self, applies: bool, rows: impl FnOnce(Self) -> Self) -> Self {
+        if applies { rows(self) } else { self }
+    }
+
+    pub fn cases(self) -> Vec<Case> {
+        self.cases
+    }
+
+    /// [`check`]s the rows as calls of `rpc`.
+    pub fn check(self, rpc: &str) {
+        check(rpc, self.cases);
+    }
+}
+
+/// A request about one volume.
+pub trait ForVolume {
+    fn volume_id_mut(&mut self) -> &mut String;
+}
+
+/// A request with a volume capability (or a list of them).
+pub trait WithCapability {
+    /// Takes the capability (or the list) away.
+    fn clear_capability(&mut self);
+    /// The (first) capability.
+    fn capability_mut(&mut self) -> &mut pb::VolumeCapability;
+}
+
+/// A request with a capacity range.
+pub trait WithRange {
+    fn range_mut(&mut self) -> &mut Option<pb::CapacityRange>;
+}
+
+/// A request at a path where the volume is published or staged.
+pub trait AtPath {
+    fn volume_path_mut(&mut self) -> &mut String;
+}
+
+/// Implements a trait of one field's accessor for the requests with it.
+macro_rules! field {
+    ($trait:ident :: $method:ident -> $ty:ty = $field:ident for $($req:ident),*) => {$(
+        impl $trait for pb::$req {
+            fn $method(&mut self) -> &mut $ty {
+                &mut self.$field
+            }
+        }
+    )*};
+}
+
+field!(ForVolume::volume_id_mut -> String = volume_id for
+    NodeStageVolumeRequest, NodePublishVolumeRequest, ControllerPublishVolumeRequest,
+    ControllerExpandVolumeRequest, NodeExpandVolumeRequest, ValidateVolumeCapabilitiesRequest,
+    NodeGetVolumeStatsRequest);
+field!(WithRange::range_mut -> Option<pb::CapacityRange> = capacity_range for
+    CreateVolumeRequest, ControllerExpandVolumeRequest, NodeExpandVolumeRequest);
+field!(AtPath::volume_path_mut -> String = volume_path for
+    NodeGetVolumeStatsRequest, NodeExpandVolumeRequest);
+
+/// [`WithCapability`] for requests with one capability.
+macro_rules! one_capability {
+    ($($req:ident),*) => {$(
+        impl WithCapability for pb::$req {
+            fn clear_capability(&mut self) {
+                self.volume_capability = None;
+            }
+            fn capability_mut(&mut self) -> &mut pb::VolumeCapability {
+                self.volume_capability.get_or_insert_with(Default::default)
+            }
+        }
+    )*};
+}
+
+one_capability!(
+    NodeStageVolumeRequest,
+    NodePublishVolumeRequest,
+    ControllerPublishVolumeRequest,
+    ControllerExpandVolumeRequest,
+    NodeExpandVolumeRequest
+);
+
+/// [`WithCapability`] for requests with a list of capabilities.
+macro_rules! capability_list {
+    ($($req:ident),*) => {$(
+        impl WithCapability for pb::$req {
+            fn clear_capability(&mut self) {
+                self.volume_capabilities.clear();
+            }
+            fn capability_mut(&mut self) -> &mut pb::VolumeCapability {
+                &mut self.volume_capabilities[0]
+            }
+        }
+    )*};
+}
+
+capability_list!(CreateVolumeRequest, ValidateVolumeCapabilitiesRequest);
+
+impl<R: ForVolume, T: Debug> Changes<'_, R, T> {
+    /// "without a volume_id": INVALID_ARGUMENT.
+    pub fn without_volume_id(self) -> Self {
+        self.row(
+            "without a volume_id",
+            |r| r.volume_id_mut().clear(),
+            INVALID,
+        )
+    }
+
+    /// "of an unknown volume": NOT_FOUND.
+    pub fn of_unknown_volume(self) -> Self {
+        let unknown = |r: &mut R| *r.volume_id_mut() = NO_SUCH_VOLUME.into();
+        self.row("of an unknown volume", unknown, NOT_FOUND)
+    }
+}
+
+impl<R: WithCapability, T: Debug> Changes<'_, R, T> {
+    /// Without a capability, and with one that lacks its access type or
+    /// its access mode: INVALID_ARGUMENT.
+    pub fn bad_capabilities(self) -> Self {
+        self.row(
+            "without a volume capability",
+            |r| r.clear_capability(),
+            INVALID,
+        )
+        .row(
+            "with a capability without access type",
+            |r| r.capability_mut().access_type = None,
+            INVALID,
+        )
+        .row(
+            "with a capability without access mode",
+            |r| r.capability_mut().access_mode = None,
+            INVALID,
+        )
+    }
+
+    /// With `cap` for its capability.
+    pub fn with_capability(self, name: &str, cap: pb::VolumeCapability, want: &[Code]) -> Self {
+        self.row(name, |r| *r.capability_mut() = cap, want)
+    }
+}
+
+impl<R: WithRange, T: Debug> Changes<'_, R, T> {
+    /// With the capacity range `required`..`limit`.
+    pub fn sized(self, name: impl Into<String>, required: i64, limit: i64, want: &[Code]) -> Self {
+        self.row(name, |r| *r.range_mut() = range(required, limit), want)
+    }
+
+    /// With required_bytes above limit_bytes: OUT_OF_RANGE ("Unsupported
+    /// capacity_range").
+    pub fn required_above_limit(self, required: i64, limit: i64) -> Self {
+        assert!(required > limit, "{required} is not above {limit}");
+        let name = "with required_bytes above limit_bytes";
+        self.sized(name, required, limit, &[Code::OutOfRange])
+    }
+}
+
+impl<R: AtPath, T: Debug> Changes<'_, R, T> {
+    /// Without a volume_path (INVALID_ARGUMENT), and at a path below `dir`
+    /// that does not exist (NOT_FOUND).
+    pub fn bad_paths(self, dir: &Path) -> Self {
+        let nowhere = path_str(&dir.join("no-such-path"));
+        self.row(
+            "without a volume_path",
+            |r| r.volume_path_mut().clear(),
+            INVALID,
+        )
+        .row(
+            "at a path that does not exist",
+            |r| *r.volume_path_mut() = nowhere,
+            NOT_FOUND,
+        )
+    }
 }
 
 // ---- data -----------------------------------------------------------------

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use strata_csi::pb;
-use tonic::Code;
+use tonic::{Code, Status};
 
 use crate::harness::*;
 
@@ -15,10 +15,9 @@ use crate::harness::*;
 #[test]
 fn plugin_info_has_a_domain_name_and_a_version() {
     let h = Csi::start();
-    let info = ok(
-        "GetPluginInfo",
-        h.get_plugin_info(pb::GetPluginInfoRequest {}),
-    );
+    let (info, again) = twice("GetPluginInfo", || {
+        h.get_plugin_info(pb::GetPluginInfoRequest {})
+    });
     let name = &info.name;
     assert!(!name.is_empty(), "name is REQUIRED");
     assert!(name.len() <= 63, "name {name} is over 63 characters");
@@ -42,10 +41,6 @@ fn plugin_info_has_a_domain_name_and_a_version() {
         assert_eq!(name, DRIVER);
     }
     // Asking again gives the same answer.
-    let again = ok(
-        "GetPluginInfo",
-        h.get_plugin_info(pb::GetPluginInfoRequest {}),
-    );
     assert_eq!(again, info, "GetPluginInfo changed between calls");
 }
 
@@ -144,6 +139,13 @@ fn capabilities_are_known_and_consistent() {
     assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
 }
 
+/// The names of `caps`, sorted.
+fn names<T: Copy>(caps: &HashSet<T>, name: fn(&T) -> &'static str) -> Vec<&'static str> {
+    let mut names: Vec<&str> = caps.iter().map(name).collect();
+    names.sort();
+    names
+}
+
 /// The exact set Strata advertises: everything it implements, with
 /// PUBLISH_UNPUBLISH_VOLUME (and LIST_VOLUMES_PUBLISHED_NODES, which the
 /// spec ties to it) only under `--attach-required`.
@@ -190,11 +192,11 @@ fn strata_advertises_the_expected_capabilities() {
             ctrl.insert(Ctrl::PublishUnpublishVolume);
             ctrl.insert(Ctrl::ListVolumesPublishedNodes);
         }
-        let mut got: Vec<&str> = h.ctrl_caps.iter().map(|c| c.as_str_name()).collect();
-        got.sort();
-        let mut want: Vec<&str> = ctrl.iter().map(|c| c.as_str_name()).collect();
-        want.sort();
-        assert_eq!(got, want, "{variant:?}: controller capabilities");
+        assert_eq!(
+            names(&h.ctrl_caps, Ctrl::as_str_name),
+            names(&ctrl, Ctrl::as_str_name),
+            "{variant:?}: controller capabilities"
+        );
         let node: HashSet<NodeCap> = [
             NodeCap::StageUnstageVolume,
             NodeCap::GetVolumeStats,
@@ -203,11 +205,11 @@ fn strata_advertises_the_expected_capabilities() {
             NodeCap::SingleNodeMultiWriter,
         ]
         .into();
-        let mut got: Vec<&str> = h.node_caps.iter().map(|c| c.as_str_name()).collect();
-        got.sort();
-        let mut want: Vec<&str> = node.iter().map(|c| c.as_str_name()).collect();
-        want.sort();
-        assert_eq!(got, want, "{variant:?}: node capabilities");
+        assert_eq!(
+            names(&h.node_caps, NodeCap::as_str_name),
+            names(&node, NodeCap::as_str_name),
+            "{variant:?}: node capabilities"
+        );
         // Nothing is advertised twice.
         let caps = ok(
             "ControllerGetCapabilities",
@@ -227,99 +229,97 @@ fn strata_advertises_the_expected_capabilities() {
 /// so, whatever the request.
 #[test]
 fn unadvertised_rpcs_are_unimplemented() {
+    type Call<'a> = &'a dyn Fn() -> Result<(), Status>;
     let h = Csi::start();
-    let vol = || "conformance-no-such-volume".to_owned();
-    let nothing = || path_str(&h.dir.join("nothing"));
+    let nothing = h.dir.join("nothing");
+    let unknown = pb::Volume {
+        volume_id: NO_SUCH_VOLUME.into(),
+        ..Default::default()
+    };
+    let node = h.info.node_id.as_str();
+    let expand = pb::ControllerExpandVolumeRequest {
+        volume_id: NO_SUCH_VOLUME.into(),
+        capacity_range: range(MIB, 0),
+        ..Default::default()
+    };
+    let modify = pb::ControllerModifyVolumeRequest {
+        volume_id: NO_SUCH_VOLUME.into(),
+        mutable_parameters: map(&[("conformance", "1")]),
+        ..Default::default()
+    };
+    let node_expand = pb::NodeExpandVolumeRequest {
+        volume_id: NO_SUCH_VOLUME.into(),
+        volume_path: path_str(&nothing),
+        ..Default::default()
+    };
+    let get_snapshot = pb::GetSnapshotRequest {
+        snapshot_id: NO_SUCH_SNAPSHOT.into(),
+        ..Default::default()
+    };
+    let attach = || {
+        let c = mount_cap(Mode::SingleNodeWriter);
+        h.controller_publish_volume(h.attach_request(&unknown, &c, false))
+    };
+    let ctrl: [(Ctrl, &str, Call); 11] = [
+        (
+            Ctrl::PublishUnpublishVolume,
+            "ControllerPublishVolume",
+            &|| attach().map(drop),
+        ),
+        (
+            Ctrl::PublishUnpublishVolume,
+            "ControllerUnpublishVolume",
+            &|| h.try_detach(NO_SUCH_VOLUME, node).map(drop),
+        ),
+        (Ctrl::CreateDeleteVolume, "DeleteVolume", &|| {
+            h.try_delete(NO_SUCH_VOLUME).map(drop)
+        }),
+        (Ctrl::ListVolumes, "ListVolumes", &|| {
+            h.list_volumes(Default::default()).map(drop)
+        }),
+        (Ctrl::GetCapacity, "GetCapacity", &|| {
+            h.get_capacity(Default::default()).map(drop)
+        }),
+        (Ctrl::CreateDeleteSnapshot, "DeleteSnapshot", &|| {
+            h.try_delete_snapshot(NO_SUCH_SNAPSHOT).map(drop)
+        }),
+        (Ctrl::ListSnapshots, "ListSnapshots", &|| {
+            h.list_snapshots(Default::default()).map(drop)
+        }),
+        (Ctrl::GetSnapshot, "GetSnapshot", &|| {
+            h.get_snapshot(get_snapshot.clone()).map(drop)
+        }),
+        (Ctrl::ExpandVolume, "ControllerExpandVolume", &|| {
+            h.controller_expand_volume(expand.clone()).map(drop)
+        }),
+        (Ctrl::GetVolume, "ControllerGetVolume", &|| {
+            h.try_get_volume(NO_SUCH_VOLUME).map(drop)
+        }),
+        (Ctrl::ModifyVolume, "ControllerModifyVolume", &|| {
+            h.controller_modify_volume(modify.clone()).map(drop)
+        }),
+    ];
+    let node: [(NodeCap, &str, Call); 2] = [
+        (NodeCap::StageUnstageVolume, "NodeUnstageVolume", &|| {
+            h.try_unstage(NO_SUCH_VOLUME, &nothing).map(drop)
+        }),
+        (NodeCap::ExpandVolume, "NodeExpandVolume", &|| {
+            h.node_expand_volume(node_expand.clone()).map(drop)
+        }),
+    ];
     let unimplemented = &[Code::Unimplemented];
     let mut cases: Vec<Case> = Vec::new();
     if h.has_plugin(Service::ControllerService) {
-        if !h.has_ctrl(Ctrl::PublishUnpublishVolume) {
-            let r = h.controller_publish_volume(pb::ControllerPublishVolumeRequest {
-                volume_id: vol(),
-                node_id: h.info.node_id.clone(),
-                volume_capability: Some(mount_cap(Mode::SingleNodeWriter)),
-                ..Default::default()
-            });
-            cases.push(case("ControllerPublishVolume", r.map(drop), unimplemented));
-            let r = h.controller_unpublish_volume(pb::ControllerUnpublishVolumeRequest {
-                volume_id: vol(),
-                node_id: h.info.node_id.clone(),
-                ..Default::default()
-            });
-            cases.push(case(
-                "ControllerUnpublishVolume",
-                r.map(drop),
-                unimplemented,
-            ));
-        }
-        if !h.has_ctrl(Ctrl::CreateDeleteVolume) {
-            let r = h.delete_volume(pb::DeleteVolumeRequest {
-                volume_id: vol(),
-                ..Default::default()
-            });
-            cases.push(case("DeleteVolume", r.map(drop), unimplemented));
-        }
-        if !h.has_ctrl(Ctrl::ListVolumes) {
-            let r = h.list_volumes(pb::ListVolumesRequest::default());
-            cases.push(case("ListVolumes", r.map(drop), unimplemented));
-        }
-        if !h.has_ctrl(Ctrl::GetCapacity) {
-            let r = h.get_capacity(pb::GetCapacityRequest::default());
-            cases.push(case("GetCapacity", r.map(drop), unimplemented));
-        }
-        if !h.has_ctrl(Ctrl::CreateDeleteSnapshot) {
-            let r = h.delete_snapshot(pb::DeleteSnapshotRequest {
-                snapshot_id: "conformance-no-such-snapshot".into(),
-                ..Default::default()
-            });
-            cases.push(case("DeleteSnapshot", r.map(drop), unimplemented));
-        }
-        if !h.has_ctrl(Ctrl::ListSnapshots) {
-            let r = h.list_snapshots(pb::ListSnapshotsRequest::default());
-            cases.push(case("ListSnapshots", r.map(drop), unimplemented));
-        }
-        if !h.has_ctrl(Ctrl::GetSnapshot) {
-            let r = h.get_snapshot(pb::GetSnapshotRequest {
-                snapshot_id: "conformance-no-such-snapshot".into(),
-                ..Default::default()
-            });
-            cases.push(case("GetSnapshot", r.map(drop), unimplemented));
-        }
-        if !h.has_ctrl(Ctrl::ExpandVolume) {
-            let r = h.controller_expand_volume(pb::ControllerExpandVolumeRequest {
-                volume_id: vol(),
-                capacity_range: range(MIB, 0),
-                ..Default::default()
-            });
-            cases.push(case("ControllerExpandVolume", r.map(drop), unimplemented));
-        }
-        if !h.has_ctrl(Ctrl::GetVolume) {
-            let r = h.controller_get_volume(pb::ControllerGetVolumeRequest { volume_id: vol() });
-            cases.push(case("ControllerGetVolume", r.map(drop), unimplemented));
-        }
-        if !h.has_ctrl(Ctrl::ModifyVolume) {
-            let r = h.controller_modify_volume(pb::ControllerModifyVolumeRequest {
-                volume_id: vol(),
-                mutable_parameters: map(&[("conformance", "1")]),
-                ..Default::default()
-            });
-            cases.push(case("ControllerModifyVolume", r.map(drop), unimplemented));
+        for (cap, rpc, call) in ctrl {
+            if !h.has_ctrl(cap) {
+                cases.push(case(rpc, call(), unimplemented));
+            }
         }
     }
-    if !h.has_node(NodeCap::StageUnstageVolume) {
-        let r = h.node_unstage_volume(pb::NodeUnstageVolumeRequest {
-            volume_id: vol(),
-            staging_target_path: nothing(),
-        });
-        cases.push(case("NodeUnstageVolume", r.map(drop), unimplemented));
-    }
-    if !h.has_node(NodeCap::ExpandVolume) {
-        let r = h.node_expand_volume(pb::NodeExpandVolumeRequest {
-            volume_id: vol(),
-            volume_path: nothing(),
-            ..Default::default()
-        });
-        cases.push(case("NodeExpandVolume", r.map(drop), unimplemented));
+    for (cap, rpc, call) in node {
+        if !h.has_node(cap) {
+            cases.push(case(rpc, call(), unimplemented));
+        }
     }
     if cases.is_empty() {
         h.skip("the plugin advertises every optional RPC");

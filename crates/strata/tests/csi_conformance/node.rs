@@ -14,42 +14,14 @@ use pb::volume_usage::Unit;
 
 /// One volume of every kind the plugin makes (block ones if it can).
 fn volumes(h: &Csi) -> Vec<(Kind, pb::Volume)> {
-    let mut all: Vec<(Kind, pb::Volume)> = h
-        .mount_kinds()
-        .into_iter()
-        .map(|k| {
-            let v = h.create(&k);
-            (k, v)
-        })
-        .collect();
-    all.extend(h.create_block());
-    all
+    let kinds = h.all_kinds().into_iter();
+    kinds.filter_map(|k| h.make(&k).map(|v| (k, v))).collect()
 }
 
-fn can_create(h: &Csi) -> bool {
-    h.need_ctrl(&[Ctrl::CreateDeleteVolume])
-}
-
-fn unpublish(
-    h: &Csi,
-    id: &str,
-    target: &Path,
-) -> Result<pb::NodeUnpublishVolumeResponse, tonic::Status> {
-    h.node_unpublish_volume(pb::NodeUnpublishVolumeRequest {
-        volume_id: id.to_owned(),
-        target_path: path_str(target),
-    })
-}
-
-fn unstage(
-    h: &Csi,
-    id: &str,
-    staging: &Path,
-) -> Result<pb::NodeUnstageVolumeResponse, tonic::Status> {
-    h.node_unstage_volume(pb::NodeUnstageVolumeRequest {
-        volume_id: id.to_owned(),
-        staging_target_path: path_str(staging),
-    })
+/// The plugin with CREATE_DELETE_VOLUME, and the node capabilities `caps`.
+fn creating(caps: &[NodeCap]) -> Option<Csi> {
+    let h = Csi::start().requiring(&[Ctrl::CreateDeleteVolume])?;
+    h.need_node(caps).then_some(h)
 }
 
 /// NodeGetInfo: a node_id ("REQUIRED", at most 256 bytes), a non-negative
@@ -57,7 +29,7 @@ fn unstage(
 #[test]
 fn node_get_info() {
     let h = Csi::start();
-    let info = ok("NodeGetInfo", h.node_get_info(pb::NodeGetInfoRequest {}));
+    let (info, again) = twice("NodeGetInfo", || h.node_get_info(pb::NodeGetInfoRequest {}));
     assert!(!info.node_id.is_empty(), "node_id is REQUIRED");
     assert!(info.node_id.len() <= 256, "node_id is over 256 bytes");
     assert!(
@@ -79,7 +51,6 @@ fn node_get_info() {
             .expect("Strata's node topology");
         assert_eq!(t.segments, map(&[(TOPOLOGY_KEY, NODE_ID)]));
     }
-    let again = ok("NodeGetInfo", h.node_get_info(pb::NodeGetInfoRequest {}));
     assert_eq!(again, info, "NodeGetInfo changed between calls");
 }
 
@@ -87,17 +58,12 @@ fn node_get_info() {
 #[test]
 fn node_get_capabilities() {
     let h = Csi::start();
-    let r = ok(
-        "NodeGetCapabilities",
-        h.node_get_capabilities(pb::NodeGetCapabilitiesRequest {}),
-    );
+    let (r, again) = twice("NodeGetCapabilities", || {
+        h.node_get_capabilities(pb::NodeGetCapabilitiesRequest {})
+    });
     assert!(
         node_types(&r).iter().all(Option::is_some),
         "unknown node capability in {r:?}"
-    );
-    let again = ok(
-        "NodeGetCapabilities",
-        h.node_get_capabilities(pb::NodeGetCapabilitiesRequest {}),
     );
     assert_eq!(again, r);
     if h.strata {
@@ -114,38 +80,21 @@ fn node_get_capabilities() {
 /// path"), unstage; and the data is still there on the next use.
 #[test]
 fn node_stage_publish_unpublish_unstage() {
-    let h = Csi::start();
-    if !can_create(&h) {
-        return;
-    }
+    let Some(h) = creating(&[]) else { return };
     for (kind, v) in volumes(&h) {
         let c = kind.cap();
         let what = kind.label.clone();
-        let staging = h
-            .has_node(NodeCap::StageUnstageVolume)
-            .then(|| h.staging_path());
+        let id = v.volume_id.as_str();
+        let staging = h.staging_if_staged();
         if let Some(s) = &staging {
-            let req = h.stage_request(&v, &c, s);
-            ok(
-                &format!("NodeStageVolume {what}"),
-                h.node_stage_volume(req.clone()),
-            );
-            ok(
-                &format!("NodeStageVolume {what} again"),
-                h.node_stage_volume(req),
-            );
+            let stage = || h.node_stage_volume(h.stage_request(&v, &c, s));
+            twice(&format!("NodeStageVolume {what}"), stage);
         }
         let target = h.target_path();
         let req = h.publish_request(&v, &c, staging.as_deref(), &target, false);
-        ok(
-            &format!("NodePublishVolume {what}"),
-            h.node_publish_volume(req.clone()),
-        );
-        ok(
-            &format!("NodePublishVolume {what} again"),
-            h.node_publish_volume(req),
-        );
-        let data = pattern(64 * 1024, 3);
+        twice(&format!("NodePublishVolume {what}"), || {
+            h.node_publish_volume(req.clone())
+        });
         match kind.access {
             Access::Mount => {
                 assert!(target.is_dir(), "{what}: the target is not a folder");
@@ -153,8 +102,6 @@ fn node_stage_publish_unpublish_unstage() {
                     is_mount_point(&target),
                     "{what}: nothing is mounted at the target"
                 );
-                write_file(&target.join("data"), &data);
-                assert_eq!(std::fs::read(target.join("data")).unwrap(), data);
             }
             Access::Block => {
                 let m = std::fs::metadata(&target).unwrap();
@@ -162,51 +109,37 @@ fn node_stage_publish_unpublish_unstage() {
                     m.file_type().is_block_device(),
                     "{what}: the target is not a block device"
                 );
-                write_at(&target, MIB as u64, &data);
             }
         }
-        ok(
-            &format!("NodeUnpublishVolume {what}"),
-            unpublish(&h, &v.volume_id, &target),
+        let data = pattern(64 * 1024, 3);
+        kind.put(&target, "data", &data);
+        assert_eq!(
+            kind.get(&target, "data", data.len()).as_ref(),
+            Some(&data),
+            "{what}: read back"
         );
-        assert!(
-            target.symlink_metadata().is_err(),
-            "{what}: NodeUnpublishVolume left the target {} behind",
-            target.display()
-        );
-        ok(
-            &format!("NodeUnpublishVolume {what} again"),
-            unpublish(&h, &v.volume_id, &target),
-        );
-        if let Some(s) = &staging {
-            ok(
-                &format!("NodeUnstageVolume {what}"),
-                unstage(&h, &v.volume_id, s),
-            );
+        twice(&format!("NodeUnpublishVolume {what}"), || {
+            let r = h.try_unpublish(id, &target);
             assert!(
-                !is_mount_point(s),
-                "{what}: still mounted at the staging path"
+                r.is_err() || target.symlink_metadata().is_err(),
+                "{what}: NodeUnpublishVolume left the target {} behind",
+                target.display()
             );
-            ok(
-                &format!("NodeUnstageVolume {what} again"),
-                unstage(&h, &v.volume_id, s),
-            );
+            r
+        });
+        if let Some(s) = &staging {
+            twice(&format!("NodeUnstageVolume {what}"), || {
+                let r = h.try_unstage(id, s);
+                assert!(
+                    r.is_err() || !is_mount_point(s),
+                    "{what}: still mounted at the staging path"
+                );
+                r
+            });
         }
         // Used again, it has what was written.
-        let (staging, target) = h.mount(&v, &c);
-        match kind.access {
-            Access::Mount => assert_eq!(
-                std::fs::read(target.join("data")).ok(),
-                Some(data),
-                "{what}: the data is gone after unstaging"
-            ),
-            Access::Block => assert_eq!(
-                read_at(&target, MIB as u64, data.len()),
-                data,
-                "{what}: the data is gone after unstaging"
-            ),
-        }
-        h.unmount(&v, staging.as_deref(), &target);
+        let used = h.with_mounted(&kind, &v, |t| kind.get(t, "data", data.len()));
+        assert_eq!(used, Some(data), "{what}: the data is gone after unstaging");
     }
 }
 
@@ -215,35 +148,34 @@ fn node_stage_publish_unpublish_unstage() {
 /// not staged to the staging_target_path, the Plugin MUST reply 0 OK").
 #[test]
 fn node_reversed_order_is_ok() {
-    let h = Csi::start();
-    if !can_create(&h) {
-        return;
-    }
+    let Some(h) = creating(&[]) else { return };
+    let done = &[Code::Ok];
     let mut all = Vec::new();
     for (kind, v) in volumes(&h) {
+        let id = v.volume_id.as_str();
         let never = h.target_path();
-        let empty = h.staging_path();
         let mut cases = vec![case(
             "NodeUnpublishVolume of a target never made",
-            unpublish(&h, &v.volume_id, &never),
-            &[Code::Ok],
+            h.try_unpublish(id, &never),
+            done,
         )];
         if h.has_node(NodeCap::StageUnstageVolume) {
+            let empty = h.staging_path();
+            let missing = h.dir.join("no-such-staging");
             cases.push(case(
                 "NodeUnstageVolume of a staging folder never staged",
-                unstage(&h, &v.volume_id, &empty),
-                &[Code::Ok],
+                h.try_unstage(id, &empty),
+                done,
             ));
             cases.push(case(
                 "NodeUnstageVolume of a staging path that does not exist",
-                unstage(&h, &v.volume_id, &h.dir.join("no-such-staging")),
-                &[Code::Ok],
+                h.try_unstage(id, &missing),
+                done,
             ));
         }
         all.extend(prefixed(&kind.label, cases));
         // And the volume still works normally afterwards.
-        let (staging, target) = h.mount(&v, &kind.cap());
-        h.unmount(&v, staging.as_deref(), &target);
+        h.with_mounted(&kind, &v, |_| ());
     }
     check("reversed", all);
 }
@@ -252,66 +184,38 @@ fn node_reversed_order_is_ok() {
 /// does not exist → NOT_FOUND".
 #[test]
 fn node_stage_errors() {
-    let h = Csi::start();
-    if !can_create(&h) || !h.need_node(&[NodeCap::StageUnstageVolume]) {
+    let Some(h) = creating(&[NodeCap::StageUnstageVolume]) else {
         return;
-    }
+    };
     let kind = h.mount_kind();
     let v = h.create(&kind);
     let staging = h.staging_path();
-    let with = |change: &dyn Fn(&mut pb::NodeStageVolumeRequest)| {
-        let mut r = h.stage_request(&v, &kind.cap(), &staging);
-        change(&mut r);
+    changes(h.stage_request(&v, &kind.cap(), &staging), |r| {
         h.node_stage_volume(r)
-    };
-    let invalid = &[Code::InvalidArgument];
-    let mut cases = vec![
-        case(
-            "without a volume_id",
-            with(&|r| r.volume_id.clear()),
-            invalid,
-        ),
-        case(
-            "without a staging_target_path",
-            with(&|r| r.staging_target_path.clear()),
-            invalid,
-        ),
-        case(
-            "without a volume_capability",
-            with(&|r| r.volume_capability = None),
-            invalid,
-        ),
-        case(
-            "with a capability without access mode",
-            with(&|r| r.volume_capability.as_mut().unwrap().access_mode = None),
-            invalid,
-        ),
-        case(
-            "with a capability without access type",
-            with(&|r| r.volume_capability.as_mut().unwrap().access_type = None),
-            invalid,
-        ),
-        case(
-            "with a relative staging_target_path",
-            with(&|r| r.staging_target_path = "relative/staging".into()),
-            invalid,
-        ),
-        case(
-            "of an unknown volume",
-            with(&|r| r.volume_id = "conformance-no-such-volume".into()),
-            &[Code::NotFound],
-        ),
-    ];
-    if h.strata {
-        // "Exceeds capabilities → FAILED_PRECONDITION", or an unsupported
-        // field.
-        cases.push(case(
+    })
+    .without_volume_id()
+    .row(
+        "without a staging_target_path",
+        |r| r.staging_target_path.clear(),
+        INVALID,
+    )
+    .bad_capabilities()
+    .row(
+        "with a relative staging_target_path",
+        |r| r.staging_target_path = "relative/staging".into(),
+        INVALID,
+    )
+    .of_unknown_volume()
+    // "Exceeds capabilities → FAILED_PRECONDITION", or an unsupported
+    // field.
+    .when(h.strata, |t| {
+        t.with_capability(
             "as MULTI_NODE_MULTI_WRITER",
-            with(&|r| r.volume_capability = Some(kind.cap_with(Mode::MultiNodeMultiWriter))),
+            kind.cap_with(Mode::MultiNodeMultiWriter),
             &[Code::FailedPrecondition, Code::InvalidArgument],
-        ));
-    }
-    check("NodeStageVolume", cases);
+        )
+    })
+    .check("NodeStageVolume");
     assert!(
         !is_mount_point(&staging),
         "a failed NodeStageVolume left a mount"
@@ -323,31 +227,28 @@ fn node_stage_errors() {
 /// FAILED_PRECONDITION, "Exceeds capabilities").
 #[test]
 fn node_stage_incompatible_repeat() {
-    let h = Csi::start();
-    if !can_create(&h) || !h.need_node(&[NodeCap::StageUnstageVolume]) {
+    let Some(h) = creating(&[NodeCap::StageUnstageVolume]) else {
         return;
-    }
+    };
     let kind = h.image_kind();
     let v = h.create(&kind);
     let staging = h.stage(&v, &kind.cap()).expect("staged");
-    let with = |c: pb::VolumeCapability| h.node_stage_volume(h.stage_request(&v, &c, &staging));
     let refused = &[Code::AlreadyExists, Code::FailedPrecondition];
-    check(
-        "NodeStageVolume again",
-        vec![
-            case(
-                "as a block volume",
-                with(block_cap(Mode::SingleNodeWriter)),
-                refused,
-            ),
-            case(
-                "as SINGLE_NODE_READER_ONLY",
-                with(kind.cap_with(Mode::SingleNodeReaderOnly)),
-                refused,
-            ),
-            case("identical", with(kind.cap()), &[Code::Ok]),
-        ],
-    );
+    changes(h.stage_request(&v, &kind.cap(), &staging), |r| {
+        h.node_stage_volume(r)
+    })
+    .with_capability(
+        "as a block volume",
+        block_cap(Mode::SingleNodeWriter),
+        refused,
+    )
+    .with_capability(
+        "as SINGLE_NODE_READER_ONLY",
+        kind.cap_with(Mode::SingleNodeReaderOnly),
+        refused,
+    )
+    .row("identical", |_| {}, &[Code::Ok])
+    .check("NodeStageVolume again");
 }
 
 /// NodePublishVolume's errors: required fields, NOT_FOUND, and "Staging
@@ -356,64 +257,32 @@ fn node_stage_incompatible_repeat() {
 /// any NodePublishVolume") fails the same way.
 #[test]
 fn node_publish_errors() {
-    let h = Csi::start();
-    if !can_create(&h) {
-        return;
-    }
-    let invalid = &[Code::InvalidArgument];
+    let Some(h) = creating(&[]) else { return };
+    let unstaged = &[Code::FailedPrecondition];
     let mut all = Vec::new();
     for (kind, v) in volumes(&h) {
         let staging = h.staging_path();
         let target = h.target_path();
-        let with = |change: &dyn Fn(&mut pb::NodePublishVolumeRequest)| {
-            let mut r = h.publish_request(&v, &kind.cap(), Some(&staging), &target, false);
-            change(&mut r);
-            h.node_publish_volume(r)
-        };
-        let mut cases = vec![
-            case(
-                "without a volume_id",
-                with(&|r| r.volume_id.clear()),
-                invalid,
-            ),
-            case(
-                "without a target_path",
-                with(&|r| r.target_path.clear()),
-                invalid,
-            ),
-            case(
-                "without a volume_capability",
-                with(&|r| r.volume_capability = None),
-                invalid,
-            ),
-            case(
-                "with a capability without access mode",
-                with(&|r| r.volume_capability.as_mut().unwrap().access_mode = None),
-                invalid,
-            ),
-            case(
+        let good = h.publish_request(&v, &kind.cap(), Some(&staging), &target, false);
+        let mut cases = changes(good, |r| h.node_publish_volume(r))
+            .without_volume_id()
+            .row("without a target_path", |r| r.target_path.clear(), INVALID)
+            .bad_capabilities()
+            .row(
                 "with a relative target_path",
-                with(&|r| r.target_path = "relative/target".into()),
-                invalid,
-            ),
-            case(
-                "of an unknown volume",
-                with(&|r| r.volume_id = "conformance-no-such-volume".into()),
-                &[Code::NotFound],
-            ),
-        ];
-        if h.has_node(NodeCap::StageUnstageVolume) {
-            cases.push(case(
-                "without a staging_target_path",
-                with(&|r| r.staging_target_path.clear()),
-                &[Code::FailedPrecondition],
-            ));
-            cases.push(case(
-                "before NodeStageVolume",
-                with(&|_| {}),
-                &[Code::FailedPrecondition],
-            ));
-        }
+                |r| r.target_path = "relative/target".into(),
+                INVALID,
+            )
+            .of_unknown_volume()
+            .when(h.has_node(NodeCap::StageUnstageVolume), |t| {
+                t.row(
+                    "without a staging_target_path",
+                    |r| r.staging_target_path.clear(),
+                    unstaged,
+                )
+                .row("before NodeStageVolume", |_| {}, unstaged)
+            })
+            .cases();
         cases.push(fact(
             "no mount left at the target",
             !is_mount_point(&target),
@@ -430,36 +299,30 @@ fn node_unpublish_unstage_errors() {
     let h = Csi::start();
     let target = h.target_path();
     let staging = h.staging_path();
+    let volume = "conformance-volume";
+    let nowhere = Path::new("");
     let mut cases = vec![
         case(
             "NodeUnpublishVolume without a volume_id",
-            unpublish(&h, "", &target).map(drop),
-            &[Code::InvalidArgument],
+            h.try_unpublish("", &target),
+            INVALID,
         ),
         case(
             "NodeUnpublishVolume without a target_path",
-            h.node_unpublish_volume(pb::NodeUnpublishVolumeRequest {
-                volume_id: "conformance-volume".into(),
-                target_path: String::new(),
-            })
-            .map(drop),
-            &[Code::InvalidArgument],
+            h.try_unpublish(volume, nowhere),
+            INVALID,
         ),
     ];
     if h.has_node(NodeCap::StageUnstageVolume) {
         cases.push(case(
             "NodeUnstageVolume without a volume_id",
-            unstage(&h, "", &staging).map(drop),
-            &[Code::InvalidArgument],
+            h.try_unstage("", &staging),
+            INVALID,
         ));
         cases.push(case(
             "NodeUnstageVolume without a staging_target_path",
-            h.node_unstage_volume(pb::NodeUnstageVolumeRequest {
-                volume_id: "conformance-volume".into(),
-                staging_target_path: String::new(),
-            })
-            .map(drop),
-            &[Code::InvalidArgument],
+            h.try_unstage(volume, nowhere),
+            INVALID,
         ));
     }
     check("node", cases);
@@ -469,10 +332,7 @@ fn node_unpublish_unstage_errors() {
 /// mode") really is: writing fails with EROFS, reading works.
 #[test]
 fn node_publish_read_only() {
-    let h = Csi::start();
-    if !can_create(&h) {
-        return;
-    }
+    let Some(h) = creating(&[]) else { return };
     for (kind, v) in volumes(&h) {
         let what = kind.label.clone();
         let c = kind.cap();
@@ -480,22 +340,19 @@ fn node_publish_read_only() {
         // Something to read, written through a read-write publish.
         let rw = h.publish(&v, &c, staging.as_deref(), false);
         let data = pattern(8192, 9);
-        match kind.access {
-            Access::Mount => write_file(&rw.join("before"), &data),
-            Access::Block => write_at(&rw, 0, &data),
-        }
-        ok("NodeUnpublishVolume", unpublish(&h, &v.volume_id, &rw));
+        kind.put(&rw, "before", &data);
+        ok("NodeUnpublishVolume", h.try_unpublish(&v.volume_id, &rw));
         let ro = h.publish(&v, &c, staging.as_deref(), true);
+        assert_eq!(
+            kind.get(&ro, "before", data.len()).as_ref(),
+            Some(&data),
+            "{what}: reading"
+        );
         match kind.access {
             Access::Mount => {
                 assert!(
                     is_read_only(&ro),
                     "{what}: the read-only target is mounted read-write"
-                );
-                assert_eq!(
-                    std::fs::read(ro.join("before")).unwrap(),
-                    data,
-                    "{what}: reading"
                 );
                 let err = std::fs::write(ro.join("after"), b"x")
                     .expect_err("writing a file under a read-only target worked");
@@ -513,13 +370,12 @@ fn node_publish_read_only() {
                 );
             }
             Access::Block => {
-                assert_eq!(read_at(&ro, 0, data.len()), data, "{what}: reading");
                 let wrote = std::fs::OpenOptions::new()
                     .write(true)
                     .open(&ro)
                     .and_then(|f| {
                         use std::os::unix::fs::FileExt;
-                        f.write_all_at(&pattern(8192, 1), 0)?;
+                        f.write_all_at(&pattern(8192, 1), block_offset("before"))?;
                         f.sync_all()
                     });
                 assert!(
@@ -527,16 +383,13 @@ fn node_publish_read_only() {
                     "{what}: writing to a read-only block device worked"
                 );
                 assert_eq!(
-                    read_at(&ro, 0, data.len()),
-                    data,
+                    kind.get(&ro, "before", data.len()),
+                    Some(data),
                     "{what}: the read-only device changed"
                 );
             }
         }
-        ok("NodeUnpublishVolume", unpublish(&h, &v.volume_id, &ro));
-        if let Some(s) = &staging {
-            ok("NodeUnstageVolume", unstage(&h, &v.volume_id, s));
-        }
+        h.unmount(&v.volume_id, staging.as_deref(), &ro);
     }
 }
 
@@ -545,30 +398,24 @@ fn node_publish_read_only() {
 /// with the specified volume_capability or readonly flag").
 #[test]
 fn node_publish_same_target_other_arguments() {
-    let h = Csi::start();
-    if !can_create(&h) {
-        return;
-    }
+    let Some(h) = creating(&[]) else { return };
     let mut all = Vec::new();
     for (kind, v) in volumes(&h) {
         let c = kind.cap();
         let staging = h.stage(&v, &c);
         let target = h.publish(&v, &c, staging.as_deref(), false);
-        let again = |c: pb::VolumeCapability, readonly: bool| {
-            h.node_publish_volume(h.publish_request(&v, &c, staging.as_deref(), &target, readonly))
-        };
+        let good = h.publish_request(&v, &c, staging.as_deref(), &target, false);
         // A capability change is also what "COs SHOULD NOT" do, for which
         // "the Plugin SHOULD return FAILED_PRECONDITION".
-        let other_cap = &[Code::AlreadyExists, Code::FailedPrecondition];
-        let mut cases = vec![
-            case("read-only", again(c.clone(), true), &[Code::AlreadyExists]),
-            case(
+        let mut cases = changes(good, |r| h.node_publish_volume(r))
+            .row("read-only", |r| r.readonly = true, &[Code::AlreadyExists])
+            .with_capability(
                 "as SINGLE_NODE_READER_ONLY",
-                again(kind.cap_with(Mode::SingleNodeReaderOnly), false),
-                other_cap,
-            ),
-            case("the same", again(c.clone(), false), &[Code::Ok]),
-        ];
+                kind.cap_with(Mode::SingleNodeReaderOnly),
+                &[Code::AlreadyExists, Code::FailedPrecondition],
+            )
+            .row("the same", |_| {}, &[Code::Ok])
+            .cases();
         if kind.access == Access::Mount {
             cases.push(fact(
                 "the mount after the refused calls",
@@ -586,78 +433,41 @@ fn node_publish_same_target_other_arguments() {
 /// data.
 #[test]
 fn node_publish_second_target_multi_writer() {
-    let h = Csi::start();
-    if !can_create(&h) || !h.need_node(&[NodeCap::SingleNodeMultiWriter]) {
+    let Some(h) = creating(&[NodeCap::SingleNodeMultiWriter]) else {
         return;
-    }
-    let mut kinds = h.mount_kinds();
-    kinds.push(h.block_kind());
-    for kind in kinds {
+    };
+    for kind in h.all_kinds() {
         let c = kind.cap_with(Mode::SingleNodeMultiWriter);
         let req = pb::CreateVolumeRequest {
             volume_capabilities: vec![c.clone()],
-            ..h.create_request(&kind, &h.name(&kind.label))
+            ..h.create_request(&kind, &kind.label)
         };
-        let v = match h.create_volume(req) {
-            Ok(r) => r.volume.expect("CreateVolume: no volume"),
-            Err(s)
-                if kind.access == Access::Block
-                    && !h.strata
-                    && s.code() == Code::InvalidArgument =>
-            {
-                h.skip("no block volumes");
-                continue;
-            }
-            Err(s) => panic!(
-                "CreateVolume {} SINGLE_NODE_MULTI_WRITER: {}",
-                kind.label,
-                status_text(&s)
-            ),
+        let Some(v) = h.try_create(&kind, req) else {
+            continue;
         };
         let staging = h.stage(&v, &c);
         let one = h.publish(&v, &c, staging.as_deref(), false);
         let two = h.publish(&v, &c, staging.as_deref(), false);
         let three = h.publish(&v, &c, staging.as_deref(), true);
         let data = pattern(MIB as usize, 5);
-        match kind.access {
-            Access::Mount => {
-                write_file(&one.join("shared"), &data);
-                assert_eq!(
-                    std::fs::read(two.join("shared")).ok().as_ref(),
-                    Some(&data),
-                    "{}: second target",
-                    kind.label
-                );
-                assert_eq!(
-                    std::fs::read(three.join("shared")).ok().as_ref(),
-                    Some(&data),
-                    "{}: read-only target",
-                    kind.label
-                );
-                write_file(&two.join("back"), b"from two");
-                assert_eq!(
-                    std::fs::read(one.join("back")).ok(),
-                    Some(b"from two".to_vec())
-                );
-            }
-            Access::Block => {
-                write_at(&one, 2 * MIB as u64, &data);
-                assert_eq!(
-                    read_at(&two, 2 * MIB as u64, data.len()),
-                    data,
-                    "{}: second target",
-                    kind.label
-                );
-                assert_eq!(
-                    read_at(&three, 2 * MIB as u64, data.len()),
-                    data,
-                    "{}: read-only target",
-                    kind.label
-                );
-            }
+        kind.put(&one, "shared", &data);
+        for (t, which) in [(&two, "second target"), (&three, "read-only target")] {
+            assert_eq!(
+                kind.get(t, "shared", data.len()).as_ref(),
+                Some(&data),
+                "{}: {which}",
+                kind.label
+            );
+        }
+        if kind.access == Access::Mount {
+            write_file(&two.join("back"), b"from two");
+            assert_eq!(
+                std::fs::read(one.join("back")).ok(),
+                Some(b"from two".to_vec())
+            );
         }
         for t in [&one, &two, &three] {
-            ok("NodeUnpublishVolume", unpublish(&h, &v.volume_id, t));
+            ok("NodeUnpublishVolume", h.try_unpublish(&v.volume_id, t));
         }
     }
 }
@@ -667,10 +477,7 @@ fn node_publish_second_target_multi_writer() {
 /// SHOULD return).
 #[test]
 fn node_publish_second_target_single_writer() {
-    let h = Csi::start();
-    if !can_create(&h) {
-        return;
-    }
+    let Some(h) = creating(&[]) else { return };
     let mut modes = vec![Mode::SingleNodeWriter];
     if h.has_node(NodeCap::SingleNodeMultiWriter) {
         modes.push(Mode::SingleNodeSingleWriter);
@@ -681,7 +488,7 @@ fn node_publish_second_target_single_writer() {
         let c = kind.cap_with(mode);
         let v = h.create_with(pb::CreateVolumeRequest {
             volume_capabilities: vec![c.clone()],
-            ..h.create_request(&kind, &h.name("single"))
+            ..h.create_request(&kind, "single")
         });
         let staging = h.stage(&v, &c);
         h.publish(&v, &c, staging.as_deref(), false);
@@ -721,14 +528,14 @@ fn check_usage(what: &str, u: &pb::VolumeUsage) {
 /// too; with a condition when the plugin has VOLUME_CONDITION.
 #[test]
 fn node_get_volume_stats() {
-    let h = Csi::start();
-    if !can_create(&h) || !h.need_node(&[NodeCap::GetVolumeStats]) {
+    let Some(h) = creating(&[NodeCap::GetVolumeStats]) else {
         return;
-    }
+    };
     for (kind, v) in volumes(&h) {
         let what = format!("NodeGetVolumeStats {}", kind.label);
-        let (staging, target) = h.mount(&v, &kind.cap());
-        let before = h.stats(&v, &target, staging.as_deref());
+        let m = h.mount(&v, &kind.cap());
+        let target = &m.target;
+        let before = m.stats();
         let bytes = usage(&before, Unit::Bytes).unwrap_or_else(|| panic!("{what}: no BYTES usage"));
         check_usage(&what, &bytes);
         assert!(
@@ -736,19 +543,7 @@ fn node_get_volume_stats() {
             "{what}: a usage of UNKNOWN unit"
         );
         if h.has_node(NodeCap::VolumeCondition) {
-            let c = before
-                .volume_condition
-                .as_ref()
-                .unwrap_or_else(|| panic!("{what}: no volume_condition although VOLUME_CONDITION"));
-            assert!(
-                !c.abnormal,
-                "{what}: a fresh volume is abnormal: {}",
-                c.message
-            );
-            assert!(
-                !c.message.is_empty(),
-                "{what}: the condition's message is REQUIRED"
-            );
+            check_condition(&what, before.volume_condition.as_ref());
         }
         match kind.access {
             Access::Block => {
@@ -761,7 +556,7 @@ fn node_get_volume_stats() {
             }
             Access::Mount => {
                 if kind.own_fs {
-                    let (total, _) = statvfs(&target);
+                    let (total, _) = statvfs(target);
                     assert_eq!(
                         bytes.total as u64, total,
                         "{what}: total is not the filesystem's"
@@ -791,7 +586,7 @@ fn node_get_volume_stats() {
                         &pattern(2 * MIB as usize, i),
                     );
                 }
-                let after = h.stats(&v, &target, staging.as_deref());
+                let after = m.stats();
                 let grown = usage(&after, Unit::Bytes).expect("BYTES usage");
                 check_usage(&what, &grown);
                 assert!(
@@ -824,14 +619,14 @@ fn node_get_volume_stats() {
         }
         // "It can be any valid path where volume was previously staged or
         // published."
-        if let Some(s) = &staging {
-            let at_staging = h.stats(&v, s, Some(s));
+        if let Some(s) = m.staging() {
+            let at_staging = h.stats(&v.volume_id, s, Some(s));
             check_usage(
                 &format!("{what} at the staging path"),
                 &usage(&at_staging, Unit::Bytes).expect("BYTES usage"),
             );
         }
-        h.unmount(&v, staging.as_deref(), &target);
+        m.unmount();
     }
 }
 
@@ -839,51 +634,21 @@ fn node_get_volume_stats() {
 /// → NOT_FOUND ... on specified volume_path".
 #[test]
 fn node_get_volume_stats_errors() {
-    let h = Csi::start();
-    if !can_create(&h) || !h.need_node(&[NodeCap::GetVolumeStats]) {
+    let Some(h) = creating(&[NodeCap::GetVolumeStats]) else {
         return;
-    }
-    let kind = h.mount_kind();
-    let v = h.create(&kind);
-    let (staging, target) = h.mount(&v, &kind.cap());
-    let stats = |id: &str, path: &str| {
-        h.node_get_volume_stats(pb::NodeGetVolumeStatsRequest {
-            volume_id: id.to_owned(),
-            volume_path: path.to_owned(),
-            staging_target_path: staging.as_deref().map(path_str).unwrap_or_default(),
-        })
     };
-    let t = path_str(&target);
-    check(
-        "NodeGetVolumeStats",
-        vec![
-            case(
-                "without a volume_id",
-                stats("", &t),
-                &[Code::InvalidArgument],
-            ),
-            case(
-                "without a volume_path",
-                stats(&v.volume_id, ""),
-                &[Code::InvalidArgument],
-            ),
-            case(
-                "of an unknown volume",
-                stats("conformance-no-such-volume", &t),
-                &[Code::NotFound],
-            ),
-            case(
-                "at a path that does not exist",
-                stats(&v.volume_id, &path_str(&h.dir.join("no-such-path"))),
-                &[Code::NotFound],
-            ),
-            case("at the target", stats(&v.volume_id, &t), &[Code::Ok]),
-        ],
-    );
+    let (v, m) = h.create_mounted(&h.mount_kind());
+    let at = |path: &Path| stats_request(&v.volume_id, path, m.staging());
+    changes(at(&m.target), |r| h.node_get_volume_stats(r))
+        .without_volume_id()
+        .bad_paths(&h.dir)
+        .of_unknown_volume()
+        .row("at the target", |_| {}, &[Code::Ok])
+        .check("NodeGetVolumeStats");
     // At a folder where the volume is not: NOT_FOUND, or (with
     // VOLUME_CONDITION) an answer that says the volume is abnormal there.
     let elsewhere = h.staging_path();
-    match stats(&v.volume_id, &path_str(&elsewhere)) {
+    match h.node_get_volume_stats(at(&elsewhere)) {
         Err(s) if s.code() == Code::NotFound => {}
         Ok(r) if r.volume_condition.as_ref().is_some_and(|c| c.abnormal) => {}
         r => panic!(
@@ -894,7 +659,7 @@ fn node_get_volume_stats_errors() {
             }
         ),
     }
-    h.unmount(&v, staging.as_deref(), &target);
+    m.unmount();
 }
 
 /// A block volume published at a path is a real block device of the
@@ -902,21 +667,19 @@ fn node_get_volume_stats_errors() {
 /// the last block) and gives them back through a fresh open.
 #[test]
 fn node_block_device_io() {
-    let h = Csi::start();
-    if !can_create(&h) {
-        return;
-    }
+    let Some(h) = creating(&[]) else { return };
     let Some((kind, v)) = h.create_block() else {
         return;
     };
-    let (staging, target) = h.mount(&v, &kind.cap());
-    let m = std::fs::metadata(&target).expect("the target");
+    let m = h.mount(&v, &kind.cap());
+    let target = &m.target;
+    let meta = std::fs::metadata(target).expect("the target");
     assert!(
-        m.file_type().is_block_device(),
+        meta.file_type().is_block_device(),
         "the target {} is not a block device",
         target.display()
     );
-    let size = device_size(&target);
+    let size = device_size(target);
     assert!(
         size >= v.capacity_bytes as u64,
         "the device has {size} bytes for a capacity of {}",
@@ -924,23 +687,22 @@ fn node_block_device_io() {
     );
     let data = pattern(MIB as usize, 11);
     let offset = 7 * MIB as u64 + 4096;
-    write_at(&target, offset, &data);
-    assert_eq!(
-        read_at(&target, offset, data.len()),
-        data,
-        "1 MiB read back"
-    );
+    write_at(target, offset, &data);
     let tail = pattern(4096, 13);
-    write_at(&target, size - 4096, &tail);
-    assert_eq!(
-        read_at(&target, size - 4096, 4096),
-        tail,
-        "the last block read back"
-    );
+    write_at(target, size - 4096, &tail);
+    let has_both = |target: &Path, when: &str| {
+        assert_eq!(read_at(target, offset, data.len()), data, "1 MiB {when}");
+        assert_eq!(
+            read_at(target, size - 4096, 4096),
+            tail,
+            "the last block {when}"
+        );
+    };
+    has_both(target, "read back");
     // Past the end there is nothing.
     let past = std::fs::OpenOptions::new()
         .write(true)
-        .open(&target)
+        .open(target)
         .and_then(|f| {
             use std::os::unix::fs::FileExt;
             f.write_at(&tail, size)
@@ -950,17 +712,6 @@ fn node_block_device_io() {
         "wrote past the end of the device: {past:?}"
     );
     // Through another stage and publish, the data is still there.
-    h.unmount(&v, staging.as_deref(), &target);
-    let (staging, target) = h.mount(&v, &kind.cap());
-    assert_eq!(
-        read_at(&target, offset, data.len()),
-        data,
-        "after publishing again"
-    );
-    assert_eq!(
-        read_at(&target, size - 4096, 4096),
-        tail,
-        "after publishing again"
-    );
-    h.unmount(&v, staging.as_deref(), &target);
+    m.unmount();
+    h.with_mounted(&kind, &v, |t| has_both(t, "after publishing again"));
 }

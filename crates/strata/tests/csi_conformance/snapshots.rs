@@ -3,7 +3,6 @@
 //! must (and must not) have.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use strata_csi::pb;
@@ -11,10 +10,10 @@ use tonic::Code;
 
 use crate::harness::*;
 
-use pb::volume_content_source::{SnapshotSource, Type as Source, VolumeSource};
-
-fn snapshots(h: &Csi) -> bool {
-    h.need_ctrl(&[Ctrl::CreateDeleteVolume, Ctrl::CreateDeleteSnapshot])
+/// The plugin with CREATE_DELETE_VOLUME, CREATE_DELETE_SNAPSHOT and `more`.
+fn snapshotting(more: &[Ctrl]) -> Option<Csi> {
+    let h = Csi::start().requiring(&[Ctrl::CreateDeleteVolume, Ctrl::CreateDeleteSnapshot])?;
+    h.need_ctrl(more).then_some(h)
 }
 
 fn snapshot_req(source: &str, name: &str) -> pb::CreateSnapshotRequest {
@@ -55,68 +54,16 @@ fn ready_snapshot(h: &Csi, source: &str) -> pb::Snapshot {
     }
 }
 
-fn from_snapshot(id: &str) -> Option<pb::VolumeContentSource> {
-    Some(pb::VolumeContentSource {
-        r#type: Some(Source::Snapshot(SnapshotSource {
-            snapshot_id: id.to_owned(),
-        })),
-    })
+/// A snapshot of `v`, as a content source.
+fn snapshot_of(h: &Csi, v: &pb::Volume) -> Option<pb::VolumeContentSource> {
+    from_snapshot(&ready_snapshot(h, &v.volume_id).snapshot_id)
 }
 
-fn from_volume(id: &str) -> Option<pb::VolumeContentSource> {
-    Some(pb::VolumeContentSource {
-        r#type: Some(Source::Volume(VolumeSource {
-            volume_id: id.to_owned(),
-        })),
-    })
-}
-
-/// The kinds to try: every mount kind, and block.
-fn kinds(h: &Csi) -> Vec<Kind> {
-    let mut k = h.mount_kinds();
-    k.push(h.block_kind());
-    k
-}
-
-/// Makes a volume of `kind`; None (with a note) for a block volume the
-/// plugin cannot make.
-fn make(h: &Csi, kind: &Kind) -> Option<pb::Volume> {
-    if kind.access == Access::Block {
-        return h.create_block().map(|(_, v)| v);
-    }
-    Some(h.create(kind))
-}
-
-/// What is written into a volume: a file for mount volumes, bytes at an
-/// offset for block ones.
-struct Content<'a> {
-    kind: &'a Kind,
-}
-
-impl Content<'_> {
-    fn put(&self, target: &Path, name: &str, data: &[u8]) {
-        match self.kind.access {
-            Access::Mount => write_file(&target.join(name), data),
-            Access::Block => write_at(target, offset_of(name), data),
-        }
-    }
-
-    /// What is there under `name`, None for a missing file.
-    fn get(&self, target: &Path, name: &str, len: usize) -> Option<Vec<u8>> {
-        match self.kind.access {
-            Access::Mount => std::fs::read(target.join(name)).ok(),
-            Access::Block => Some(read_at(target, offset_of(name), len)),
-        }
-    }
-}
-
-/// Where a named piece of data goes on a block volume.
-fn offset_of(name: &str) -> u64 {
-    match name {
-        "before" => MIB as u64,
-        "after" => 3 * MIB as u64,
-        _ => 5 * MIB as u64,
-    }
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// CreateSnapshot answers with every REQUIRED field: an ID, the source, a
@@ -125,16 +72,10 @@ fn offset_of(name: &str) -> u64 {
 /// snapshot").
 #[test]
 fn create_snapshot() {
-    let h = Csi::start();
-    if !snapshots(&h) {
-        return;
-    }
-    let start = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    for kind in kinds(&h) {
-        let Some(v) = make(&h, &kind) else { continue };
+    let Some(h) = snapshotting(&[]) else { return };
+    let start = now_secs();
+    for kind in h.all_kinds() {
+        let Some(v) = h.make(&kind) else { continue };
         let what = format!("CreateSnapshot of {}", kind.label);
         let s = ready_snapshot(&h, &v.volume_id);
         assert!(!s.snapshot_id.is_empty(), "{what}: snapshot_id is REQUIRED");
@@ -157,12 +98,8 @@ fn create_snapshot() {
         let t = s
             .creation_time
             .unwrap_or_else(|| panic!("{what}: creation_time is REQUIRED"));
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
         assert!(
-            t.seconds >= start - 300 && t.seconds <= now + 300,
+            t.seconds >= start - 300 && t.seconds <= now_secs() + 300,
             "{what}: creation_time {t:?} is not about now"
         );
         assert!(
@@ -177,25 +114,16 @@ fn create_snapshot() {
 /// same snapshot.
 #[test]
 fn create_snapshot_is_idempotent() {
-    let h = Csi::start();
-    if !snapshots(&h) {
-        return;
-    }
+    let Some(h) = snapshotting(&[]) else { return };
     let v = h.create(&h.mount_kind());
-    let name = h.name("snap");
-    let first = ok(
-        "CreateSnapshot",
-        h.create_snapshot(snapshot_req(&v.volume_id, &name)),
-    )
-    .snapshot
-    .expect("no snapshot");
+    let req = snapshot_req(&v.volume_id, &h.name("snap"));
+    let take = |what: &str| {
+        let r = ok(what, h.create_snapshot(req.clone()));
+        r.snapshot.expect("no snapshot")
+    };
+    let first = take("CreateSnapshot");
     std::thread::sleep(Duration::from_millis(1100));
-    let again = ok(
-        "CreateSnapshot again",
-        h.create_snapshot(snapshot_req(&v.volume_id, &name)),
-    )
-    .snapshot
-    .expect("no snapshot");
+    let again = take("CreateSnapshot again");
     assert_eq!(again.snapshot_id, first.snapshot_id, "another snapshot");
     assert_eq!(again.source_volume_id, first.source_volume_id);
     assert_eq!(again.size_bytes, first.size_bytes);
@@ -210,69 +138,54 @@ fn create_snapshot_is_idempotent() {
 /// ALREADY_EXISTS ... with the specified volume_id".
 #[test]
 fn create_snapshot_errors() {
-    let h = Csi::start();
-    if !snapshots(&h) {
-        return;
-    }
+    let Some(h) = snapshotting(&[]) else { return };
     let kind = h.mount_kind();
     let a = h.create(&kind);
     let b = h.create(&kind);
-    let name_of_taken = h.name("taken");
+    let taken = h.name("taken");
     ok(
         "CreateSnapshot",
-        h.create_snapshot(snapshot_req(&a.volume_id, &name_of_taken)),
+        h.create_snapshot(snapshot_req(&a.volume_id, &taken)),
     );
-    let invalid = &[Code::InvalidArgument];
-    check(
-        "CreateSnapshot",
-        vec![
-            case(
-                "without a name",
-                h.create_snapshot(snapshot_req(&a.volume_id, "")),
-                invalid,
-            ),
-            case(
-                "without a source_volume_id",
-                h.create_snapshot(snapshot_req("", &h.name("nosource"))),
-                invalid,
-            ),
-            case(
-                "with a control character in the name",
-                h.create_snapshot(snapshot_req(
-                    &a.volume_id,
-                    &format!("{}\u{2}", h.name("ctl")),
-                )),
-                invalid,
-            ),
-            case(
-                "of an unknown volume",
-                h.create_snapshot(snapshot_req(
-                    "conformance-no-such-volume",
-                    &h.name("unknown"),
-                )),
-                &[Code::NotFound],
-            ),
-            case(
-                "with a taken name and another source",
-                h.create_snapshot(snapshot_req(&b.volume_id, &name_of_taken)),
-                &[Code::AlreadyExists],
-            ),
-            case(
-                "with a taken name and the same source",
-                h.create_snapshot(snapshot_req(&a.volume_id, &name_of_taken)),
-                &[Code::Ok],
-            ),
-        ],
-    );
+    fresh_changes(
+        || snapshot_req(&a.volume_id, &h.name("snap")),
+        |r| h.create_snapshot(r),
+    )
+    .row("without a name", |r| r.name.clear(), INVALID)
+    .row(
+        "without a source_volume_id",
+        |r| r.source_volume_id.clear(),
+        INVALID,
+    )
+    .row(
+        "with a control character in the name",
+        |r| r.name.push('\u{2}'),
+        INVALID,
+    )
+    .row(
+        "of an unknown volume",
+        |r| r.source_volume_id = NO_SUCH_VOLUME.into(),
+        NOT_FOUND,
+    )
+    .row(
+        "with a taken name and another source",
+        |r| *r = snapshot_req(&b.volume_id, &taken),
+        &[Code::AlreadyExists],
+    )
+    .row(
+        "with a taken name and the same source",
+        |r| r.name = taken.clone(),
+        &[Code::Ok],
+    )
+    .check("CreateSnapshot");
 }
 
 /// ListSnapshots: pages, and the snapshot_id and source_volume_id filters.
 #[test]
 fn list_snapshots() {
-    let h = Csi::start();
-    if !snapshots(&h) || !h.need_ctrl(&[Ctrl::ListSnapshots]) {
+    let Some(h) = snapshotting(&[Ctrl::ListSnapshots]) else {
         return;
-    }
+    };
     let kind = h.mount_kind();
     let a = h.create(&kind);
     let b = h.create(&kind);
@@ -286,15 +199,7 @@ fn list_snapshots() {
         v.sort();
         v
     };
-    let mine = |list: &[pb::Snapshot]| -> Vec<String> {
-        let mut v: Vec<String> = list
-            .iter()
-            .filter(|s| made.iter().any(|m| m.snapshot_id == s.snapshot_id))
-            .map(|s| s.snapshot_id.clone())
-            .collect();
-        v.sort();
-        v
-    };
+    let is_made = |s: &&pb::Snapshot| made.iter().any(|m| m.snapshot_id == s.snapshot_id);
     let all_made = ids(&made);
     let first = ok(
         "ListSnapshots",
@@ -308,13 +213,19 @@ fn list_snapshots() {
         !first.next_token.is_empty(),
         "ListSnapshots: more are left but no next_token"
     );
-    for max in [0, 1, 2, 3, 4] {
-        let all = h.all_snapshots(pb::ListSnapshotsRequest {
+    let filtered = |snapshot: &str, source: &str, max: i32| {
+        h.all_snapshots(pb::ListSnapshotsRequest {
             max_entries: max,
+            snapshot_id: snapshot.to_owned(),
+            source_volume_id: source.to_owned(),
             ..Default::default()
-        });
+        })
+    };
+    for max in [0, 1, 2, 3, 4] {
+        let all = filtered("", "", max);
+        let mine: Vec<pb::Snapshot> = all.iter().filter(is_made).cloned().collect();
         assert_eq!(
-            mine(&all),
+            ids(&mine),
             all_made,
             "ListSnapshots (max_entries {max}): each snapshot once"
         );
@@ -327,35 +238,33 @@ fn list_snapshots() {
             }
         }
     }
-    let filtered = |snapshot: &str, source: &str, max: i32| {
-        h.all_snapshots(pb::ListSnapshotsRequest {
-            max_entries: max,
-            snapshot_id: snapshot.to_owned(),
-            source_volume_id: source.to_owned(),
-            ..Default::default()
-        })
-    };
     let s0 = &made[0].snapshot_id;
-    assert_eq!(
-        ids(&filtered(s0, "", 0)),
-        vec![s0.clone()],
-        "by snapshot_id"
-    );
-    assert_eq!(
-        ids(&filtered(s0, &a.volume_id, 0)),
-        vec![s0.clone()],
-        "by snapshot_id and its source"
-    );
-    assert_eq!(
-        ids(&filtered(s0, &b.volume_id, 0)),
-        Vec::<String>::new(),
-        "by snapshot_id and another source"
-    );
-    assert_eq!(
-        ids(&filtered("conformance-no-such-snapshot", "", 0)),
-        Vec::<String>::new(),
-        "by an unknown snapshot_id"
-    );
+    let none = Vec::<String>::new();
+    for (what, snapshot, source, want) in [
+        ("by snapshot_id", s0.as_str(), "", vec![s0.clone()]),
+        (
+            "by snapshot_id and its source",
+            s0,
+            &a.volume_id,
+            vec![s0.clone()],
+        ),
+        (
+            "by snapshot_id and another source",
+            s0,
+            &b.volume_id,
+            none.clone(),
+        ),
+        (
+            "by an unknown snapshot_id",
+            NO_SUCH_SNAPSHOT,
+            "",
+            none.clone(),
+        ),
+        ("by the other source", "", &b.volume_id, ids(&made[2..])),
+        ("by an unknown source_volume_id", "", NO_SUCH_VOLUME, none),
+    ] {
+        assert_eq!(ids(&filtered(snapshot, source, 0)), want, "{what}");
+    }
     for max in [0, 1] {
         let of_a = filtered("", &a.volume_id, max);
         assert_eq!(
@@ -365,50 +274,25 @@ fn list_snapshots() {
         );
         assert!(of_a.iter().all(|s| s.source_volume_id == a.volume_id));
     }
-    assert_eq!(
-        ids(&filtered("", &b.volume_id, 0)),
-        ids(&made[2..]),
-        "by the other source"
-    );
-    assert_eq!(
-        ids(&filtered("", "conformance-no-such-volume", 0)),
-        Vec::<String>::new(),
-        "by an unknown source_volume_id"
-    );
 }
 
 /// ListSnapshots: "Invalid starting_token → ABORTED"; negative
 /// max_entries is an invalid field.
 #[test]
 fn list_snapshots_errors() {
-    let h = Csi::start();
-    if !snapshots(&h) || !h.need_ctrl(&[Ctrl::ListSnapshots]) {
+    let Some(h) = snapshotting(&[Ctrl::ListSnapshots]) else {
         return;
-    }
+    };
     let v = h.create(&h.mount_kind());
     ready_snapshot(&h, &v.volume_id);
-    let list = |max: i32, token: &str| {
-        h.list_snapshots(pb::ListSnapshotsRequest {
-            max_entries: max,
-            starting_token: token.to_owned(),
-            ..Default::default()
-        })
-    };
-    check(
-        "ListSnapshots",
-        vec![
-            case(
-                "with an invalid starting_token",
-                list(0, "conformance-not-a-token"),
-                &[Code::Aborted],
-            ),
-            case(
-                "with negative max_entries",
-                list(-1, ""),
-                &[Code::InvalidArgument],
-            ),
-        ],
-    );
+    changes(pb::ListSnapshotsRequest::default(), |r| h.list_snapshots(r))
+        .row(
+            "with an invalid starting_token",
+            |r| r.starting_token = "conformance-not-a-token".into(),
+            &[Code::Aborted],
+        )
+        .row("with negative max_entries", |r| r.max_entries = -1, INVALID)
+        .check("ListSnapshots");
 }
 
 /// DeleteSnapshot: "If a snapshot corresponding to the specified
@@ -416,87 +300,64 @@ fn list_snapshots_errors() {
 /// snapshot is no longer listed, nor a source.
 #[test]
 fn delete_snapshot() {
-    let h = Csi::start();
-    if !snapshots(&h) {
-        return;
-    }
+    let Some(h) = snapshotting(&[]) else { return };
     let kind = h.mount_kind();
     let v = h.create(&kind);
     let s = ready_snapshot(&h, &v.volume_id);
-    let del = |id: &str| {
-        h.delete_snapshot(pb::DeleteSnapshotRequest {
-            snapshot_id: id.to_owned(),
-            ..Default::default()
-        })
-    };
-    let restore = |id: &str| {
-        h.create_volume(pb::CreateVolumeRequest {
-            volume_content_source: from_snapshot(id),
-            ..h.create_request(&kind, &h.name("restore"))
-        })
-    };
+    let id = s.snapshot_id.as_str();
+    let done = &[Code::Ok];
     check(
         "DeleteSnapshot",
         vec![
-            case("without a snapshot_id", del(""), &[Code::InvalidArgument]),
+            case("without a snapshot_id", h.try_delete_snapshot(""), INVALID),
             case(
                 "of an unknown snapshot",
-                del("conformance-no-such-snapshot"),
-                &[Code::Ok],
+                h.try_delete_snapshot(NO_SUCH_SNAPSHOT),
+                done,
             ),
-            case("of a snapshot", del(&s.snapshot_id), &[Code::Ok]),
-            case("of it again", del(&s.snapshot_id), &[Code::Ok]),
+            case("of a snapshot", h.try_delete_snapshot(id), done),
+            case("of it again", h.try_delete_snapshot(id), done),
         ],
     );
     if h.has_ctrl(Ctrl::ListSnapshots) {
         let left = h.all_snapshots(pb::ListSnapshotsRequest::default());
         assert!(
-            left.iter().all(|x| x.snapshot_id != s.snapshot_id),
-            "ListSnapshots still lists deleted snapshot {}",
-            s.snapshot_id
+            left.iter().all(|x| x.snapshot_id != id),
+            "ListSnapshots still lists deleted snapshot {id}"
         );
     }
+    let restored = h.create_volume(h.copy_request(&kind, from_snapshot(id)));
     check(
         "CreateVolume",
-        vec![case(
-            "from a deleted snapshot",
-            restore(&s.snapshot_id),
-            &[Code::NotFound],
-        )],
+        vec![case("from a deleted snapshot", restored, NOT_FOUND)],
     );
     // The source volume is untouched.
-    let (staging, target) = h.mount(&v, &kind.cap());
-    h.unmount(&v, staging.as_deref(), &target);
+    h.with_mounted(&kind, &v, |_| ());
 }
 
-/// Mounts `v`, runs `f` on its target, and unmounts it.
-fn with_mounted<T>(h: &Csi, kind: &Kind, v: &pb::Volume, f: impl FnOnce(&Path) -> T) -> T {
-    let (staging, target) = h.mount(v, &kind.cap());
-    let r = f(&target);
-    h.unmount(v, staging.as_deref(), &target);
-    r
-}
-
-/// Writes "before", has `copy` make a copy of the volume, then changes
-/// "before" and writes "after"; the volume `copy` made must have the old
-/// "before" and no "after", and be independent of the source. Returns the
-/// source and its copy.
+/// Writes "before", makes a copy of the volume from `source_of` it, then
+/// changes "before" and writes "after"; the copy must have the old
+/// "before" and no "after", and be independent of the source.
 fn copy_keeps_the_past(
     h: &Csi,
     kind: &Kind,
     what: &str,
-    copy: &dyn Fn(&pb::Volume) -> (pb::Volume, Option<pb::VolumeContentSource>),
+    source_of: &dyn Fn(&pb::Volume) -> Option<pb::VolumeContentSource>,
 ) {
-    let Some(source) = make(h, kind) else { return };
-    let c = Content { kind };
+    let Some(source) = h.make(kind) else { return };
     let old = pattern(256 * 1024, 21);
     let new = pattern(256 * 1024, 22);
     let after = pattern(64 * 1024, 23);
-    let (staging, target) = h.mount(&source, &kind.cap());
-    c.put(&target, "before", &old);
-    let (made, content_source) = copy(&source);
-    c.put(&target, "before", &new);
-    c.put(&target, "after", &after);
+    let m = h.mount(&source, &kind.cap());
+    let target = &m.target;
+    kind.put(target, "before", &old);
+    let content_source = source_of(&source);
+    let made = h.create_with(pb::CreateVolumeRequest {
+        capacity_range: range(source.capacity_bytes, 0),
+        ..h.copy_request(kind, content_source.clone())
+    });
+    kind.put(target, "before", &new);
+    kind.put(target, "after", &after);
     check_volume(what, &made);
     assert_eq!(
         made.content_source, content_source,
@@ -506,65 +367,45 @@ fn copy_keeps_the_past(
         made.capacity_bytes >= source.capacity_bytes,
         "{what}: smaller than its source"
     );
-    with_mounted(h, kind, &made, |t| {
+    // What is there of `data` under `name` (for a block volume, whether
+    // the bytes are).
+    let has = |t: &std::path::Path, name: &str, data: &[u8]| match kind.access {
+        Access::Mount => kind.get(t, name, 0).is_some(),
+        Access::Block => kind.get(t, name, data.len()).as_deref() == Some(data),
+    };
+    h.with_mounted(kind, &made, |t| {
         assert_eq!(
-            c.get(t, "before", old.len()),
-            Some(old.clone()),
+            kind.get(t, "before", old.len()).as_ref(),
+            Some(&old),
             "{what}: the data written before is not there"
         );
-        match kind.access {
-            Access::Mount => assert!(
-                c.get(t, "after", 0).is_none(),
-                "{what}: a file written after is there"
-            ),
-            Access::Block => assert_ne!(
-                c.get(t, "after", after.len()),
-                Some(after.clone()),
-                "{what}: data written after is there"
-            ),
-        }
+        assert!(
+            !has(t, "after", &after),
+            "{what}: what was written after is there"
+        );
         // The copy is a volume of its own.
-        c.put(t, "copy-only", b"only in the copy");
+        kind.put(t, "copy-only", b"only in the copy");
     });
-    match kind.access {
-        Access::Mount => assert!(
-            c.get(&target, "copy-only", 0).is_none(),
-            "{what}: writing to the copy changed the source"
-        ),
-        Access::Block => assert_ne!(
-            c.get(&target, "copy-only", 16),
-            Some(b"only in the copy".to_vec()),
-            "{what}: writing to the copy changed the source"
-        ),
-    }
+    assert!(
+        !has(target, "copy-only", b"only in the copy"),
+        "{what}: writing to the copy changed the source"
+    );
     assert_eq!(
-        c.get(&target, "before", new.len()),
+        kind.get(target, "before", new.len()),
         Some(new),
         "{what}: the source lost its data"
     );
-    h.unmount(&source, staging.as_deref(), &target);
+    m.unmount();
 }
 
 /// A volume made from a snapshot has what was written before the snapshot
 /// and nothing written after it.
 #[test]
 fn restore_from_snapshot() {
-    let h = Csi::start();
-    if !snapshots(&h) {
-        return;
-    }
-    for kind in kinds(&h) {
+    let Some(h) = snapshotting(&[]) else { return };
+    for kind in h.all_kinds() {
         let what = format!("{} volume from a snapshot", kind.label);
-        copy_keeps_the_past(&h, &kind, &what, &|source| {
-            let s = ready_snapshot(&h, &source.volume_id);
-            let src = from_snapshot(&s.snapshot_id);
-            let v = h.create_with(pb::CreateVolumeRequest {
-                volume_content_source: src.clone(),
-                capacity_range: range(source.capacity_bytes, 0),
-                ..h.create_request(&kind, &h.name("restored"))
-            });
-            (v, src)
-        });
+        copy_keeps_the_past(&h, &kind, &what, &|v| snapshot_of(&h, v));
     }
 }
 
@@ -572,21 +413,12 @@ fn restore_from_snapshot() {
 /// written after.
 #[test]
 fn clone_volume() {
-    let h = Csi::start();
-    if !h.need_ctrl(&[Ctrl::CreateDeleteVolume, Ctrl::CloneVolume]) {
+    let Some(h) = Csi::start().requiring(&[Ctrl::CreateDeleteVolume, Ctrl::CloneVolume]) else {
         return;
-    }
-    for kind in kinds(&h) {
+    };
+    for kind in h.all_kinds() {
         let what = format!("{} clone", kind.label);
-        copy_keeps_the_past(&h, &kind, &what, &|source| {
-            let src = from_volume(&source.volume_id);
-            let v = h.create_with(pb::CreateVolumeRequest {
-                volume_content_source: src.clone(),
-                capacity_range: range(source.capacity_bytes, 0),
-                ..h.create_request(&kind, &h.name("clone"))
-            });
-            (v, src)
-        });
+        copy_keeps_the_past(&h, &kind, &what, &|v| from_volume(&v.volume_id));
     }
 }
 
@@ -596,21 +428,16 @@ fn clone_volume() {
 /// contains data from the snapshot (or original volume)."
 #[test]
 fn bigger_copy_has_the_size_and_the_data() {
-    let h = Csi::start();
-    if !snapshots(&h) {
-        return;
-    }
+    let Some(h) = snapshotting(&[]) else { return };
     let mut kinds = h.image_kinds();
     kinds.push(h.block_kind());
     for kind in kinds {
-        let Some(source) = make(&h, &kind) else {
+        let Some(source) = h.make(&kind) else {
             continue;
         };
-        let c = Content { kind: &kind };
         let data = pattern(128 * 1024, 31);
-        with_mounted(&h, &kind, &source, |t| c.put(t, "before", &data));
-        let s = ready_snapshot(&h, &source.volume_id);
-        let mut sources = vec![("snapshot", from_snapshot(&s.snapshot_id))];
+        h.with_mounted(&kind, &source, |t| kind.put(t, "before", &data));
+        let mut sources = vec![("snapshot", snapshot_of(&h, &source))];
         if h.has_ctrl(Ctrl::CloneVolume) {
             sources.push(("volume", from_volume(&source.volume_id)));
         }
@@ -618,9 +445,8 @@ fn bigger_copy_has_the_size_and_the_data() {
             let what = format!("{} volume twice the size of its {from}", kind.label);
             let want = 2 * source.capacity_bytes;
             let r = h.create_volume(pb::CreateVolumeRequest {
-                volume_content_source: src,
                 capacity_range: range(want, 0),
-                ..h.create_request(&kind, &h.name("bigger"))
+                ..h.copy_request(&kind, src)
             });
             let v = match r {
                 Err(s) if s.code() == Code::OutOfRange => continue,
@@ -631,16 +457,13 @@ fn bigger_copy_has_the_size_and_the_data() {
                 "{what}: capacity {}",
                 v.capacity_bytes
             );
-            with_mounted(&h, &kind, &v, |t| {
+            h.with_mounted(&kind, &v, |t| {
                 assert_eq!(
-                    c.get(t, "before", data.len()),
-                    Some(data.clone()),
+                    kind.get(t, "before", data.len()).as_ref(),
+                    Some(&data),
                     "{what}: the data"
                 );
-                let size = match kind.access {
-                    Access::Mount => statvfs(t).0,
-                    Access::Block => device_size(t),
-                };
+                let size = kind.seen_size(t);
                 assert!(
                     size as i64 > source.capacity_bytes,
                     "{what}: the workload sees {size} bytes, no more than the source's {}",
@@ -657,67 +480,45 @@ fn bigger_copy_has_the_size_and_the_data() {
 /// incompatible or not supported → INVALID_ARGUMENT".
 #[test]
 fn create_volume_from_source_errors() {
-    let h = Csi::start();
-    if !snapshots(&h) {
-        return;
-    }
+    let Some(h) = snapshotting(&[]) else { return };
     let kind = h.image_kind();
     let v = h.create(&kind);
     let s = ready_snapshot(&h, &v.volume_id);
     let with = |src: Option<pb::VolumeContentSource>, r: Option<pb::CapacityRange>, k: &Kind| {
         h.create_volume(pb::CreateVolumeRequest {
-            volume_content_source: src,
             capacity_range: r,
-            ..h.create_request(k, &h.name("from"))
+            ..h.copy_request(k, src)
         })
     };
+    let sized = |src| with(src, range(kind.size, 0), &kind);
     let mut cases = vec![case(
         "from an unknown snapshot",
-        with(
-            from_snapshot("conformance-no-such-snapshot"),
-            range(kind.size, 0),
-            &kind,
-        ),
-        &[Code::NotFound],
+        sized(from_snapshot(NO_SUCH_SNAPSHOT)),
+        NOT_FOUND,
     )];
     if s.size_bytes > 1 {
+        let half = s.size_bytes / 2;
         cases.push(case(
-            format!(
-                "from a snapshot of {} bytes, at most {}",
-                s.size_bytes,
-                s.size_bytes / 2
-            ),
-            with(
-                from_snapshot(&s.snapshot_id),
-                range(0, s.size_bytes / 2),
-                &kind,
-            ),
+            format!("from a snapshot of {} bytes, at most {half}", s.size_bytes),
+            with(from_snapshot(&s.snapshot_id), range(0, half), &kind),
             &[Code::OutOfRange],
         ));
     } else {
         h.skip("the snapshot has no size to go below");
     }
     if h.has_ctrl(Ctrl::CloneVolume) {
+        let half = v.capacity_bytes / 2;
         cases.push(case(
             "from an unknown volume",
-            with(
-                from_volume("conformance-no-such-volume"),
-                range(kind.size, 0),
-                &kind,
-            ),
-            &[Code::NotFound],
+            sized(from_volume(NO_SUCH_VOLUME)),
+            NOT_FOUND,
         ));
         cases.push(case(
             format!(
-                "from a volume of {} bytes, at most {}",
-                v.capacity_bytes,
-                v.capacity_bytes / 2
+                "from a volume of {} bytes, at most {half}",
+                v.capacity_bytes
             ),
-            with(
-                from_volume(&v.volume_id),
-                range(0, v.capacity_bytes / 2),
-                &kind,
-            ),
+            with(from_volume(&v.volume_id), range(0, half), &kind),
             &[Code::OutOfRange],
         ));
     }
@@ -725,21 +526,22 @@ fn create_volume_from_source_errors() {
         // Strata's block volumes come only from block volumes, and mount
         // volumes only from mount volumes.
         let block = h.block_kind();
+        let as_block = |src| with(src, range(block.size, 0), &block);
+        let (_, b) = h.create_block().expect("Strata makes block volumes");
         cases.push(case(
             "block volume from a mount volume's snapshot",
-            with(from_snapshot(&s.snapshot_id), range(block.size, 0), &block),
-            &[Code::InvalidArgument],
+            as_block(from_snapshot(&s.snapshot_id)),
+            INVALID,
         ));
         cases.push(case(
             "block volume cloned from a mount volume",
-            with(from_volume(&v.volume_id), range(block.size, 0), &block),
-            &[Code::InvalidArgument],
+            as_block(from_volume(&v.volume_id)),
+            INVALID,
         ));
-        let (_, b) = h.create_block().expect("Strata makes block volumes");
         cases.push(case(
             "mount volume cloned from a block volume",
-            with(from_volume(&b.volume_id), range(kind.size, 0), &kind),
-            &[Code::InvalidArgument],
+            sized(from_volume(&b.volume_id)),
+            INVALID,
         ));
     }
     check("CreateVolume", cases);
@@ -751,21 +553,17 @@ fn create_volume_from_source_errors() {
 /// be altered in any way by the request".
 #[test]
 fn delete_volume_with_snapshots() {
-    let h = Csi::start();
-    if !snapshots(&h) {
-        return;
-    }
+    let Some(h) = snapshotting(&[]) else { return };
     let kind = h.image_kind();
     let v = h.create(&kind);
-    let c = Content { kind: &kind };
     let data = pattern(64 * 1024, 41);
-    with_mounted(&h, &kind, &v, |t| c.put(t, "before", &data));
+    h.with_mounted(&kind, &v, |t| kind.put(t, "before", &data));
     let s = ready_snapshot(&h, &v.volume_id);
-    let r = h.delete_volume(pb::DeleteVolumeRequest {
-        volume_id: v.volume_id.clone(),
-        ..Default::default()
-    });
-    match r {
+    let holds_data = |vol: &pb::Volume, what: &str| {
+        let got = h.with_mounted(&kind, vol, |t| kind.get(t, "before", data.len()));
+        assert_eq!(got.as_ref(), Some(&data), "{what}");
+    };
+    match h.try_delete(&v.volume_id) {
         Ok(_) => {
             if h.has_ctrl(Ctrl::ListSnapshots) {
                 let listed = h.all_snapshots(pb::ListSnapshotsRequest {
@@ -778,27 +576,12 @@ fn delete_volume_with_snapshots() {
                     "the snapshot of a deleted volume is not listed"
                 );
             }
-            let restored = h.create_with(pb::CreateVolumeRequest {
-                volume_content_source: from_snapshot(&s.snapshot_id),
-                ..h.create_request(&kind, &h.name("orphan"))
-            });
-            with_mounted(&h, &kind, &restored, |t| {
-                assert_eq!(
-                    c.get(t, "before", data.len()),
-                    Some(data.clone()),
-                    "the orphan snapshot's data"
-                );
-            });
+            let restored = h.create_with(h.copy_request(&kind, from_snapshot(&s.snapshot_id)));
+            holds_data(&restored, "the orphan snapshot's data");
         }
         Err(e) if e.code() == Code::FailedPrecondition => {
             assert!(!e.message().is_empty());
-            with_mounted(&h, &kind, &v, |t| {
-                assert_eq!(
-                    c.get(t, "before", data.len()),
-                    Some(data.clone()),
-                    "the volume was altered"
-                );
-            });
+            holds_data(&v, "the volume was altered");
         }
         Err(e) => panic!(
             "DeleteVolume of a volume with snapshots: {}",
@@ -811,32 +594,24 @@ fn delete_volume_with_snapshots() {
 /// before them.
 #[test]
 fn snapshot_of_a_published_volume() {
-    let h = Csi::start();
-    if !snapshots(&h) {
-        return;
-    }
+    let Some(h) = snapshotting(&[]) else { return };
     let mut names: HashMap<String, Vec<u8>> = HashMap::new();
     for kind in h.image_kinds() {
-        let v = h.create(&kind);
-        let c = Content { kind: &kind };
-        let (staging, target) = h.mount(&v, &kind.cap());
+        let (v, m) = h.create_mounted(&kind);
         let mut taken: Vec<(String, pb::Snapshot)> = Vec::new();
         for i in 0..3u8 {
             let name = format!("file-{i}");
             let data = pattern(32 * 1024, 50 + i);
-            c.put(&target, &name, &data);
+            kind.put(&m.target, &name, &data);
             names.insert(name.clone(), data);
             taken.push((name, ready_snapshot(&h, &v.volume_id)));
         }
-        h.unmount(&v, staging.as_deref(), &target);
+        m.unmount();
         for (i, (_, s)) in taken.iter().enumerate() {
-            let restored = h.create_with(pb::CreateVolumeRequest {
-                volume_content_source: from_snapshot(&s.snapshot_id),
-                ..h.create_request(&kind, &h.name("restored"))
-            });
-            with_mounted(&h, &kind, &restored, |t| {
+            let restored = h.create_with(h.copy_request(&kind, from_snapshot(&s.snapshot_id)));
+            h.with_mounted(&kind, &restored, |t| {
                 for (j, (name, _)) in taken.iter().enumerate() {
-                    let got = c.get(t, name, 0);
+                    let got = kind.get(t, name, 0);
                     if j <= i {
                         assert_eq!(
                             got.as_ref(),
