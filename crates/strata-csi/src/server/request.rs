@@ -202,7 +202,9 @@ pub fn capacity(range: Option<&CapacityRange>, floor: u64, min: u64) -> Result<u
     }
     // What the volume must hold, and what it gets when no size is asked.
     let need = required.max(floor).max(min);
+    // A copy of a source is the source's size unless more is asked for.
     let wanted = match (required, limit) {
+        (0, _) if floor > 0 => need,
         (0, 0) => need.max(DEFAULT_CAPACITY),
         (0, limit) => need.max(DEFAULT_CAPACITY.min(limit)),
         _ => need,
@@ -474,6 +476,7 @@ mod tests {
         check(1, 0, 0, 0, Ok(4096));
         check(10 << 20, 0, 0, 0, Ok(10 << 20));
         check(10 << 20, 0, 20 << 20, 0, Ok(20 << 20));
+        check(0, 0, 20 << 20, 0, Ok(20 << 20));
         check(1000, 0, 0, MIN_EXT4, Ok(MIN_EXT4));
         check(5000, 6000, 0, 0, Err(tonic::Code::OutOfRange));
         check(4096, 6000, 0, 0, Ok(4096));
