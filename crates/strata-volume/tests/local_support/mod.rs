@@ -90,7 +90,8 @@ impl Env {
 
 impl Drop for Env {
     /// Unmounts whatever a test left mounted under its folder (deepest
-    /// first), so a failed test leaves nothing behind.
+    /// first) and detaches its loop devices, so a failed test leaves
+    /// nothing behind.
     fn drop(&mut self) {
         let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let mut points: Vec<&str> = table
@@ -101,6 +102,15 @@ impl Drop for Env {
         points.sort_by_key(|p| std::cmp::Reverse(p.len()));
         for point in points {
             let _ = rustix::mount::unmount(point, rustix::mount::UnmountFlags::DETACH);
+        }
+        // Raw volumes' loop devices have no mount to go with them.
+        let under = self.tmp.path().to_string_lossy().into_owned();
+        for line in sh("losetup", &["-n", "-O", "NAME,BACK-FILE"]).lines() {
+            if let Some((device, backing)) = line.split_once(' ')
+                && backing.trim().starts_with(&under)
+            {
+                let _ = Command::new("losetup").args(["-d", device]).status();
+            }
         }
     }
 }
