@@ -38,9 +38,7 @@ impl LocalDriver {
         let image = folder.image();
         loopdev::backed_by(&image).map_err(io_err("looking for the loop device of", &image))
     }
-}
 
-impl LocalDriver {
     /// A read-only loop device of raw volume `name`'s image, of its own:
     /// a read-only mount does not stop writes through a device node, so a
     /// read-only block publish needs a device that refuses them. Nothing
@@ -60,11 +58,12 @@ impl LocalDriver {
     /// Frees `device` if it is a read-only loop device of `name`'s image.
     pub fn detach_read_only(&self, name: &str, device: &Path) -> crate::driver::DriverResult<()> {
         let image = self.image(name);
-        let ours = loopdev::bound()
-            .map_err(|e| io_err("listing loop devices for", &image)(e).at("DetachReadOnly"))?
-            .into_iter()
-            .any(|(d, backing)| d == device && Some(backing) == image.canonicalize().ok());
-        if !ours || !loopdev::is_read_only(device) {
+        let fail = |e| io_err("looking at the loop device of", &image)(e).at("DetachReadOnly");
+        let backing = loopdev::backing_file(device).map_err(fail)?;
+        if backing.is_none()
+            || backing != image.canonicalize().ok()
+            || !loopdev::is_read_only(device)
+        {
             return Ok(());
         }
         loopdev::detach(device).map_err(|e| io_err("detaching", device)(e).at("DetachReadOnly"))

@@ -132,20 +132,26 @@ pub fn bound() -> io::Result<Vec<(PathBuf, PathBuf)>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/sys/block")? {
         let name = entry?.file_name();
-        let Some(name) = name.to_str().filter(|n| n.starts_with("loop")) else {
+        if !name.to_string_lossy().starts_with("loop") {
             continue;
-        };
-        let file = Path::new("/sys/block").join(name).join("loop/backing_file");
-        match std::fs::read_to_string(&file) {
-            Ok(backing) => found.push((
-                Path::new("/dev").join(name),
-                PathBuf::from(backing.trim_end_matches('\n')),
-            )),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+        }
+        let device = Path::new("/dev").join(name);
+        if let Some(backing) = backing_file(&device)? {
+            found.push((device, backing));
         }
     }
     Ok(found)
+}
+
+/// The file behind loop device `device`, None if it has none.
+pub fn backing_file(device: &Path) -> io::Result<Option<PathBuf>> {
+    let name = device.file_name().unwrap_or_default();
+    let file = Path::new("/sys/block").join(name).join("loop/backing_file");
+    match std::fs::read_to_string(&file) {
+        Ok(backing) => Ok(Some(PathBuf::from(backing.trim_end_matches('\n')))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The writable loop device `image` is attached to, if any (read-only

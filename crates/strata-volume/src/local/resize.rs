@@ -41,7 +41,7 @@ impl LocalDriver {
                 return Ok(*current);
             }
             Backing::Image { size: current, .. } => {
-                extend_image(&folder, size)?;
+                self.extend_image(&folder, size)?;
                 *current = size;
                 size
             }
@@ -73,8 +73,7 @@ impl LocalDriver {
             return Err(LocalError::NotSized);
         };
         let image = folder.image();
-        let device =
-            loopdev::backed_by(&image).map_err(io_err("looking for the loop device of", &image))?;
+        let device = self.attached(&folder)?;
         let data = folder.data();
         let mounted = device.is_some() && is_mountpoint(&data)?;
         match (fs, device) {
@@ -116,20 +115,20 @@ fn may_resize_ext4_online() -> Result<()> {
     ))
 }
 
-/// Makes the image `size` bytes (sparse), then has an attached loop device
-/// take up the new size.
-fn extend_image(folder: &Folder, size: u64) -> Result<()> {
-    let image = folder.image();
-    let file = OpenOptions::new()
-        .write(true)
-        .open(&image)
-        .map_err(io_err("opening", &image))?;
-    file.set_len(size).map_err(io_err("growing", &image))?;
-    file.sync_all().map_err(io_err("syncing", &image))?;
-    if let Some(device) =
-        loopdev::backed_by(&image).map_err(io_err("looking for the loop device of", &image))?
-    {
-        loopdev::set_capacity(&device).map_err(io_err("resizing", &device))?;
+impl LocalDriver {
+    /// Makes the image `size` bytes (sparse), then has an attached loop
+    /// device take up the new size.
+    fn extend_image(&self, folder: &Folder, size: u64) -> Result<()> {
+        let image = folder.image();
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&image)
+            .map_err(io_err("opening", &image))?;
+        file.set_len(size).map_err(io_err("growing", &image))?;
+        file.sync_all().map_err(io_err("syncing", &image))?;
+        if let Some(device) = self.attached(folder)? {
+            loopdev::set_capacity(&device).map_err(io_err("resizing", &device))?;
+        }
+        Ok(())
     }
-    Ok(())
 }
