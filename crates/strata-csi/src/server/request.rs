@@ -240,8 +240,8 @@ pub fn topology(node_id: &str) -> Topology {
     Topology { segments }
 }
 
-/// Whether `t` can be this node: every key it shares with ours agrees, and
-/// it names ours.
+/// Whether `t` is this node: its segment under our topology key names
+/// this node (other keys, which we do not use, are ignored).
 pub fn is_this_node(t: &Topology, node_id: &str) -> bool {
     t.segments.get(TOPOLOGY_KEY).map(String::as_str) == Some(node_id)
 }

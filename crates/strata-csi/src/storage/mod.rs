@@ -100,31 +100,21 @@ impl Storage {
 
     /// The volume with ID `id`, if it exists.
     pub fn volume(&self, id: &str) -> Result<Option<CsiVolume>> {
-        let row = self.db.read(|tx| meta::volume(tx, id))?;
-        row.map(|r| self.describe(r)).transpose()
+        Ok(self.db.read(|tx| meta::volume(tx, id))?.map(describe))
     }
 
     /// The volume the orchestrator named `name`, if it exists.
     pub fn volume_named(&self, name: &str) -> Result<Option<CsiVolume>> {
-        let row = self.db.read(|tx| meta::volume_named(tx, name))?;
-        row.map(|r| self.describe(r)).transpose()
+        Ok(self
+            .db
+            .read(|tx| meta::volume_named(tx, name))?
+            .map(describe))
     }
 
     /// The volume with ID `id`, or NOT_FOUND.
     pub fn existing(&self, id: &str) -> Result<CsiVolume> {
         self.volume(id)?
             .ok_or_else(|| CsiError::NotFound(format!("volume {id} does not exist")))
-    }
-
-    fn describe(&self, row: meta::CsiVolumeRow) -> Result<CsiVolume> {
-        let options = self.volumes.get(&row.volume)?.options;
-        Ok(CsiVolume {
-            kind: kind_of(&options),
-            id: row.volume,
-            name: row.name,
-            capacity: row.capacity,
-            request: row.request,
-        })
     }
 
     /// Makes a volume with its content. The caller has checked that no
@@ -140,21 +130,27 @@ impl Storage {
             labels,
             options: options_for(new),
         })?;
-        let made = self.fill(&id, new).and_then(|()| {
-            let row = meta::CsiVolumeRow {
-                volume: id.clone(),
-                name: new.name.to_owned(),
-                capacity: new.capacity,
-                request: new.request.clone(),
-                created: strata_store::meta::now(),
-            };
-            Ok(self.db.write(|tx| meta::insert_volume(tx, &row))?)
-        });
+        let row = meta::CsiVolumeRow {
+            volume: id.clone(),
+            name: new.name.to_owned(),
+            capacity: new.capacity,
+            request: new.request.clone(),
+            created: strata_store::meta::now(),
+        };
+        let made = self
+            .fill(&id, new)
+            .and_then(|()| Ok(self.db.write(|tx| meta::insert_volume(tx, &row))?));
         if let Err(e) = made {
             let _ = self.volumes.remove(&id);
             return Err(e);
         }
-        self.existing(&id)
+        Ok(CsiVolume {
+            id: row.volume,
+            name: row.name,
+            capacity: row.capacity,
+            kind: new.kind,
+            request: row.request,
+        })
     }
 
     /// Removes what an interrupted create of `name` left under `id`, and
@@ -227,22 +223,7 @@ impl Storage {
     /// Up to `limit` volumes with IDs after `after`, by ID.
     pub fn list(&self, after: &str, limit: usize) -> Result<Vec<CsiVolume>> {
         let rows = self.db.read(|tx| meta::volumes_after(tx, after, limit))?;
-        let options: BTreeMap<String, BTreeMap<String, String>> = self
-            .db
-            .read(|tx| strata_store::meta::volumes::list(tx))?
-            .into_iter()
-            .map(|v| (v.name, v.options))
-            .collect();
-        Ok(rows
-            .into_iter()
-            .map(|r| CsiVolume {
-                kind: options.get(&r.volume).map_or(Kind::Dir, kind_of),
-                id: r.volume,
-                name: r.name,
-                capacity: r.capacity,
-                request: r.request,
-            })
-            .collect())
+        Ok(rows.into_iter().map(describe).collect())
     }
 
     /// Nodes volume `id` is published to (ControllerPublishVolume), with
@@ -333,6 +314,18 @@ fn options_for(new: &NewVolume) -> BTreeMap<String, String> {
     options.insert("size".to_owned(), new.capacity.to_string());
     options.insert("fs".to_owned(), fs.to_owned());
     options
+}
+
+/// A CSI volume as recorded, its kind read from its local options.
+fn describe(live: meta::LiveCsiVolume) -> CsiVolume {
+    let row = live.row;
+    CsiVolume {
+        kind: kind_of(&live.options),
+        id: row.volume,
+        name: row.name,
+        capacity: row.capacity,
+        request: row.request,
+    }
 }
 
 /// A volume's kind from its local driver options.

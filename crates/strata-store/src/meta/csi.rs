@@ -2,6 +2,8 @@
 //! node each volume is published to. The request columns are JSON text
 //! that only the CSI server reads.
 
+use std::collections::BTreeMap;
+
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 /// A volume made through CSI. Rows whose volume is no longer in `volumes`
@@ -17,20 +19,31 @@ pub struct CsiVolumeRow {
     pub created: String,
 }
 
-const VOLUME_COLUMNS: &str = "c.volume, c.name, c.capacity, c.request, c.created";
+/// A CSI volume whose volume still exists, with that volume's options
+/// (they say what kind of volume it is), read in the same query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveCsiVolume {
+    pub row: CsiVolumeRow,
+    pub options: BTreeMap<String, String>,
+}
+
+const VOLUME_COLUMNS: &str = "c.volume, c.name, c.capacity, c.request, c.created, v.options";
 const LIVE: &str = "csi_volumes c JOIN volumes v ON v.name = c.volume";
 
-fn volume_row(r: &Row) -> rusqlite::Result<CsiVolumeRow> {
-    Ok(CsiVolumeRow {
-        volume: r.get(0)?,
-        name: r.get(1)?,
-        capacity: r.get(2)?,
-        request: r.get(3)?,
-        created: r.get(4)?,
+fn volume_row(r: &Row) -> rusqlite::Result<LiveCsiVolume> {
+    Ok(LiveCsiVolume {
+        row: CsiVolumeRow {
+            volume: r.get(0)?,
+            name: r.get(1)?,
+            capacity: r.get(2)?,
+            request: r.get(3)?,
+            created: r.get(4)?,
+        },
+        options: super::json_column(r, 5)?,
     })
 }
 
-pub fn volume(conn: &Connection, volume: &str) -> rusqlite::Result<Option<CsiVolumeRow>> {
+pub fn volume(conn: &Connection, volume: &str) -> rusqlite::Result<Option<LiveCsiVolume>> {
     conn.query_row(
         &format!("SELECT {VOLUME_COLUMNS} FROM {LIVE} WHERE c.volume = ?1"),
         [volume],
@@ -39,7 +52,7 @@ pub fn volume(conn: &Connection, volume: &str) -> rusqlite::Result<Option<CsiVol
     .optional()
 }
 
-pub fn volume_named(conn: &Connection, name: &str) -> rusqlite::Result<Option<CsiVolumeRow>> {
+pub fn volume_named(conn: &Connection, name: &str) -> rusqlite::Result<Option<LiveCsiVolume>> {
     conn.query_row(
         &format!("SELECT {VOLUME_COLUMNS} FROM {LIVE} WHERE c.name = ?1"),
         [name],
@@ -53,7 +66,7 @@ pub fn volumes_after(
     conn: &Connection,
     after: &str,
     limit: usize,
-) -> rusqlite::Result<Vec<CsiVolumeRow>> {
+) -> rusqlite::Result<Vec<LiveCsiVolume>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {VOLUME_COLUMNS} FROM {LIVE} WHERE c.volume > ?1 ORDER BY c.volume LIMIT ?2"
     ))?;
