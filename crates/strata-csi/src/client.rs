@@ -547,6 +547,69 @@ impl CsiClient {
         Ok(())
     }
 
+    /// ControllerExpandVolume to at least `bytes`: the new capacity, and
+    /// whether the node must still grow the filesystem (NodeExpandVolume).
+    pub async fn expand_volume(
+        &self,
+        volume_id: &str,
+        bytes: u64,
+        access: &Access,
+    ) -> Result<(u64, bool)> {
+        required("volume ID", volume_id)?;
+        let request = pb::ControllerExpandVolumeRequest {
+            volume_id: volume_id.to_owned(),
+            capacity_range: Some(pb::CapacityRange {
+                required_bytes: bytes as i64,
+                limit_bytes: 0,
+            }),
+            secrets: HashMap::new(),
+            volume_capability: Some(capability(access, Mode::SingleNodeWriter)),
+        };
+        let answer = self
+            .call(
+                "ControllerExpandVolume",
+                self.controller.clone().controller_expand_volume(request),
+            )
+            .await?;
+        Ok((
+            answer.capacity_bytes.max(0) as u64,
+            answer.node_expansion_required,
+        ))
+    }
+
+    /// NodeExpandVolume: grows the filesystem of a volume published at
+    /// `volume_path` (staged at `staging`, if the node stages) to `bytes`.
+    pub async fn node_expand(
+        &self,
+        volume_id: &str,
+        volume_path: &Path,
+        staging: Option<&Path>,
+        bytes: u64,
+        access: &Access,
+    ) -> Result<u64> {
+        required("volume ID", volume_id)?;
+        let request = pb::NodeExpandVolumeRequest {
+            volume_id: volume_id.to_owned(),
+            volume_path: volume_path.to_string_lossy().into_owned(),
+            capacity_range: Some(pb::CapacityRange {
+                required_bytes: bytes as i64,
+                limit_bytes: 0,
+            }),
+            staging_target_path: staging
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            volume_capability: Some(capability(access, Mode::SingleNodeWriter)),
+            secrets: HashMap::new(),
+        };
+        let answer = self
+            .call(
+                "NodeExpandVolume",
+                self.node.clone().node_expand_volume(request),
+            )
+            .await?;
+        Ok(answer.capacity_bytes.max(0) as u64)
+    }
+
     /// Every volume, following next_token through all pages of
     /// `page_size` entries (0: the driver decides).
     pub async fn list_volumes(
@@ -983,6 +1046,29 @@ impl BlockingCsiClient {
 
     pub fn delete_volume(&self, volume_id: &str) -> Result<()> {
         self.block_on(self.client.delete_volume(volume_id))
+    }
+
+    pub fn expand_volume(
+        &self,
+        volume_id: &str,
+        bytes: u64,
+        access: &Access,
+    ) -> Result<(u64, bool)> {
+        self.block_on(self.client.expand_volume(volume_id, bytes, access))
+    }
+
+    pub fn node_expand(
+        &self,
+        volume_id: &str,
+        volume_path: &Path,
+        staging: Option<&Path>,
+        bytes: u64,
+        access: &Access,
+    ) -> Result<u64> {
+        self.block_on(
+            self.client
+                .node_expand(volume_id, volume_path, staging, bytes, access),
+        )
     }
 
     pub fn list_volumes(&self, page_size: i32) -> Result<Vec<pb::list_volumes_response::Entry>> {
