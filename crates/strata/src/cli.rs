@@ -97,6 +97,10 @@ pub enum Command {
     Plugin(PluginCommand),
     /// Serve Strata's volumes as a CSI driver, or drive any CSI driver
     Csi(CsiArgs),
+    /// Run the Kubernetes-style storage API (for kubectl), its controllers and the CSI driver
+    Serve(ServeArgs),
+    /// Print a kubeconfig for kubectl to reach `strata serve`
+    Kubeconfig(KubeconfigArgs),
     /// Watch a container (started by strata itself)
     #[command(hide = true, name = "container-monitor")]
     Monitor(MonitorArgs),
@@ -199,6 +203,23 @@ pub enum CsiCommand {
     /// Manage snapshots
     #[command(subcommand)]
     Snapshot(CsiSnapshotCommand),
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Where the API listens for kubectl (HTTPS, bearer token)
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub address: std::net::SocketAddr,
+    /// This node's name [default: the host name]
+    #[arg(long)]
+    pub node_name: Option<String>,
+}
+
+#[derive(Args)]
+pub struct KubeconfigArgs {
+    /// The API's address, as `strata serve --address` was given
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub address: std::net::SocketAddr,
 }
 
 #[derive(Args)]

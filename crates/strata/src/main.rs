@@ -8,6 +8,7 @@ mod progress;
 mod settings;
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use clap::Parser;
 use strata_image::{OpenOptions, Store};
@@ -16,7 +17,7 @@ use cli::{
     BuilderCommand, Cli, Command, ContainerCommand, ImageCommand, PluginCommand, SystemCommand,
     VolumeCommand,
 };
-use commands::{build, container, csi, image, system, volume};
+use commands::{build, container, csi, image, serve, system, volume};
 
 fn main() {
     let cli = Cli::parse();
@@ -99,18 +100,13 @@ pub fn open_store(settings: &settings::Settings) -> anyhow::Result<Store> {
     )?)
 }
 
-fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
-    let settings =
-        settings::Settings::resolve(cli.root, cli.storage_driver, cli.config.as_deref())?;
-    // A CSI client needs no store, and `csi serve` opens its own.
-    let command = match cli.command {
-        Command::Csi(a) => return csi::run(&settings, a, out),
-        command => command,
-    };
-    let store = open_store(&settings)?;
-    let root = settings.root.clone();
-    let config = cli.config.clone();
-    let monitor = move |id: &str, attached: bool| {
+/// How to start a monitor for a container ID: `strata` re-executing
+/// itself with the same store and config.
+pub fn monitor_command(
+    root: PathBuf,
+    config: Option<PathBuf>,
+) -> impl Fn(&str, bool) -> std::process::Command {
+    move |id: &str, attached: bool| {
         let exe = std::env::current_exe().unwrap_or_else(|_| "strata".into());
         let mut c = std::process::Command::new(exe);
         c.arg("--root").arg(&root);
@@ -123,7 +119,21 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         c.arg(id);
         c
+    }
+}
+
+fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
+    let settings =
+        settings::Settings::resolve(cli.root, cli.storage_driver, cli.config.as_deref())?;
+    // A CSI client needs no store, and `csi serve` opens its own.
+    let command = match cli.command {
+        Command::Csi(a) => return csi::run(&settings, a, out),
+        Command::Serve(a) => return serve::serve(&settings, &a, cli.config.clone()),
+        Command::Kubeconfig(a) => return serve::kubeconfig(&settings, &a, out),
+        command => command,
     };
+    let store = open_store(&settings)?;
+    let monitor = monitor_command(settings.root.clone(), cli.config.clone());
     let ctx = container::Ctx {
         store: &store,
         runtime: &settings.runtime,
@@ -132,6 +142,9 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     let volumes = || volume::service(&store);
     match command {
         Command::Csi(a) => csi::run(&settings, a, out),
+        Command::Serve(_) | Command::Kubeconfig(_) => {
+            unreachable!("dispatched before the store opens")
+        }
         Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
             container::create(&ctx, &a, out)
         }

@@ -87,8 +87,17 @@ fn serve(
         attach_required: a.attach_required,
         max_volumes_per_node: a.max_volumes,
     };
+    bind_server(settings, config)?.run_until_signal()?;
+    Ok(())
+}
+
+/// The CSI server over this store's volumes, its socket bound.
+pub fn bind_server(
+    settings: &crate::settings::Settings,
+    config: strata_csi::server::Config,
+) -> anyhow::Result<strata_csi::server::Server> {
     let settings = settings.clone();
-    let server = strata_csi::server::Server::bind(
+    Ok(strata_csi::server::Server::bind(
         config,
         move || -> anyhow::Result<strata_csi::storage::Storage> {
             let store = crate::open_store(&settings)?;
@@ -97,13 +106,11 @@ fn serve(
                 store.db().clone(),
             ))
         },
-    )?;
-    server.run_until_signal()?;
-    Ok(())
+    )?)
 }
 
 /// This host's name, the default node ID.
-fn hostname() -> anyhow::Result<String> {
+pub fn hostname() -> anyhow::Result<String> {
     let uname = rustix::system::uname();
     let name = uname.nodename().to_string_lossy().into_owned();
     if name.is_empty() || name == "(none)" {

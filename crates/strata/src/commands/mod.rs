@@ -2,6 +2,8 @@ pub mod build;
 pub mod container;
 pub mod csi;
 pub mod image;
+pub mod pods;
+pub mod serve;
 pub mod system;
 pub mod volume;
 

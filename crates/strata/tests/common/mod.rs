@@ -6,7 +6,9 @@
 pub mod archive;
 pub mod csi;
 pub mod dockerd;
+pub mod kube;
 pub mod plugin;
+pub mod server;
 pub mod tree;
 
 use std::path::{Path, PathBuf};
