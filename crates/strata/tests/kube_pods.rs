@@ -403,3 +403,53 @@ fn a_force_deleted_pod_is_still_stopped_and_cleaned_up() {
         mounts_below(&s.root)
     );
 }
+
+#[test]
+fn an_image_volume_in_use_grows_its_filesystem_on_the_node() {
+    let s = Strata::new();
+    let k = cluster(&s);
+    // xfs grows while mounted (ext4 online growth needs CAP_SYS_RESOURCE,
+    // which this host's root lacks).
+    let class = seed(&s, "google-storage.yaml")
+        .replace("type: dir", "type: image\n  fs: xfs")
+        .replace(
+            "reclaimPolicy: Delete",
+            "reclaimPolicy: Delete\nallowVolumeExpansion: true",
+        )
+        .replace("storage: 500Mi", "storage: 320Mi");
+    k.apply(&class);
+    k.wait_for("pvc/data-claim", "{.status.phase}", "Bound");
+    let user = format!(
+        "{}    volumeMounts: [{{name: data, mountPath: /data}}]\n  volumes: [{{name: data, persistentVolumeClaim: {{claimName: data-claim}}}}]\n",
+        pod("user", "Always", "sleep 3600")
+    );
+    k.apply(&user);
+    k.wait_for("pod/user", "{.status.phase}", "Running");
+    let uid = k.jsonpath(&["pod", "user"], "{.metadata.uid}");
+    let pv = k.jsonpath(&["pvc", "data-claim"], "{.spec.volumeName}");
+    let mount = pod_folder(&s, &uid)
+        .join("volumes/csi")
+        .join(&pv)
+        .join("mount");
+    // The filesystem's size in MiB, as the pod sees it.
+    let size = || {
+        let out = common::tool("df", &["-m", "--output=size", mount.to_str().unwrap()]);
+        out.lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse::<u64>().ok())
+            .unwrap()
+    };
+    assert!(size() < 400, "{} MiB before growing", size());
+    k.kubectl(&[
+        "patch",
+        "pvc",
+        "data-claim",
+        "-p",
+        r#"{"spec":{"resources":{"requests":{"storage":"640Mi"}}}}"#,
+    ]);
+    k.wait_for("pvc/data-claim", "{.status.capacity.storage}", "640Mi");
+    let events = k.kubectl(&["describe", "pvc", "data-claim"]);
+    assert!(events.contains("FileSystemResizeSuccessful"), "{events}");
+    assert!(size() > 500, "{} MiB after growing", size());
+    delete_and_check_cleanup(&s, &k, "user");
+}

@@ -46,7 +46,9 @@ pub fn run(registry: Registry, config: ResizerConfig, stop: Arc<AtomicBool>) {
     objects.iter().for_each(|o| consider(&mut queue, o));
     while !stop.load(Ordering::Relaxed) {
         while let Some(key) = queue.pop_front() {
-            if resize(&registry, &config, &recorder, &key).is_err() {
+            if resize(&registry, &config, &recorder, &key).is_err()
+                && !retry.iter().any(|(_, k)| *k == key)
+            {
                 retry.push((Instant::now() + RETRY, key));
             }
         }
@@ -129,9 +131,10 @@ fn resize(
     let staged = strata_csi::client::staging_path(&config.staging_root, handle);
     let grown = quantity(&pv.body, "/spec/capacity/storage").is_some_and(|c| c >= asked);
     if resize_pending(&claim.body) && grown {
-        // Only the node's part is left, and it needs the volume mounted.
+        // Only the node's part is left, and it needs the volume mounted:
+        // look again shortly (a pod mounting it changes no claim).
         if !is_mount_point(&staged) {
-            return Ok(());
+            return Err(());
         }
         let client = BlockingCsiClient::connect(&endpoint).map_err(|_| ())?;
         return done(expand_on_node(
@@ -185,7 +188,8 @@ fn resize(
             "FileSystemResizeRequired",
             "Require file system resize of volume on node",
         );
-        return pending(registry, &claim, &capacity);
+        // Kept on the retry list until a pod has it mounted.
+        return pending(registry, &claim, &capacity).and(Err(()));
     }
     done(expand_on_node(
         registry,
