@@ -308,3 +308,32 @@ fn deleting_a_namespace_deletes_what_is_in_it() {
     assert!(err.contains("not found"), "{err}");
     assert!(k.kubectl(&["get", "pvc", "-A"]).is_empty());
 }
+
+#[test]
+fn another_csi_driver_provisions_when_a_csidriver_object_names_its_endpoint() {
+    let s = Strata::new();
+    let k = KubeServer::start(&s);
+    // A second driver: another store's `strata csi serve`.
+    let other = Strata::new();
+    let driver = common::csi::CsiServer::start(&other, "other", "node1", &[]);
+    let objects = format!(
+        "apiVersion: storage.k8s.io/v1\nkind: CSIDriver\nmetadata:\n  name: other.example.com\n  annotations:\n    csi.strata.dev/endpoint: {}\nspec:\n  attachRequired: false\n---\napiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: elsewhere\nprovisioner: other.example.com\n",
+        driver.endpoint()
+    );
+    k.apply(&objects);
+    let claim =
+        seed(&s, "myclaim.yaml").replace("spec:\n", "spec:\n  storageClassName: elsewhere\n");
+    k.apply(&claim);
+    k.wait_for("pvc/myclaim", "{.status.phase}", "Bound");
+    let pv = k.jsonpath(&["pvc", "myclaim"], "{.spec.volumeName}");
+    assert_eq!(
+        k.jsonpath(&["pv", &pv], "{.spec.csi.driver}"),
+        "other.example.com"
+    );
+    let listed = |store: &Strata| store.ok(&["volume", "ls", "-q"]).lines().any(|l| l == pv);
+    assert!(listed(&other), "the other driver's store has no {pv}");
+    assert!(!listed(&s), "Strata's own driver made {pv}");
+    k.kubectl(&["delete", "pvc", "myclaim", "--timeout=30s"]);
+    k.kubectl(&["wait", "--for=delete", &format!("pv/{pv}"), "--timeout=60s"]);
+    assert!(!listed(&other), "{pv} outlived its claim");
+}
