@@ -212,6 +212,7 @@ impl Builder<'_, '_> {
                 terminal: false,
             },
             mounts: spec.mounts.clone(),
+            devices: Vec::new(),
         };
         bundle::write(&dir, &bundle::spec(&config)?)?;
         let runtime = Runc::new(&self.opts.runtime);

@@ -24,11 +24,23 @@ pub struct ContainerConfig {
     pub network: String,
     pub read_only: bool,
     pub mounts: Vec<MountPoint>,
+    /// `--device`: host device nodes the container gets.
+    #[serde(default)]
+    pub devices: Vec<DeviceMapping>,
     pub labels: BTreeMap<String, String>,
     pub stop_signal: String,
     pub stop_timeout: u64,
     pub auto_remove: bool,
     pub runtime: PathBuf,
+}
+
+/// A host device node and where the container sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceMapping {
+    pub host: PathBuf,
+    pub container: String,
+    /// A subset of `rwm`.
+    pub permissions: String,
 }
 
 /// A mount as decided at create: volumes by name (so a volume created on

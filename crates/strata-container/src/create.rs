@@ -9,7 +9,7 @@ use strata_snapshot::{Options, mount};
 use strata_store::meta::containers::{self as meta, ContainerRow};
 use strata_volume::{CreateRequest, copy_up};
 
-use crate::config::{ContainerConfig, MountKind, MountPoint};
+use crate::config::{ContainerConfig, DeviceMapping, MountKind, MountPoint};
 use crate::{
     Container, ContainerError, Containers, Result, SNAPSHOT_OWNER, io_at, names, snapshot_key,
 };
@@ -34,6 +34,8 @@ pub struct CreateOptions {
     pub hostname: Option<String>,
     /// `-v`, `--mount` and `--tmpfs`, parsed.
     pub mounts: Vec<MountSpec>,
+    /// `--device`, parsed.
+    pub devices: Vec<strata_mountspec::DeviceSpec>,
     /// `--volumes-from CTR[:ro|:rw]`.
     pub volumes_from: Vec<String>,
     pub volume_driver: Option<String>,
@@ -100,6 +102,23 @@ impl ImageDefaults {
     }
 }
 
+/// `--device` mappings, each checked to be a device node now (as Docker
+/// checks at create) and looked up again at every start.
+fn devices(opts: &CreateOptions) -> Result<Vec<DeviceMapping>> {
+    opts.devices
+        .iter()
+        .map(|d| {
+            let host = PathBuf::from(&d.host);
+            strata_runtime::bundle::Device::from_host(&host, &d.container, &d.permissions)?;
+            Ok(DeviceMapping {
+                host,
+                container: d.container.clone(),
+                permissions: d.permissions.clone(),
+            })
+        })
+        .collect()
+}
+
 impl Containers<'_> {
     pub fn create(&self, opts: &CreateOptions) -> Result<Container> {
         self.store.begin_write()?;
@@ -139,6 +158,7 @@ impl Containers<'_> {
             network,
             read_only: opts.read_only,
             mounts: Vec::new(),
+            devices: devices(opts)?,
             labels,
             stop_signal: image
                 .stop_signal

@@ -136,6 +136,12 @@ impl Containers<'_> {
                 terminal: c.config.tty,
             },
             mounts,
+            devices: c
+                .config
+                .devices
+                .iter()
+                .map(|d| bundle::Device::from_host(&d.host, &d.container, &d.permissions))
+                .collect::<Result<_, _>>()?,
         })
     }
 }

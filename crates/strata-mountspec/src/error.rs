@@ -155,6 +155,13 @@ pub enum SpecError {
     InvalidSize { value: String },
     #[error("duplicate mount point: {target}")]
     DuplicateMountPoint { target: String },
+    // `--device`.
+    #[error("invalid device specification: {spec} (expected HOST[:CONTAINER][:PERMISSIONS])")]
+    InvalidDevice { spec: String },
+    #[error("invalid device mode: {mode} (expected a combination of r, w and m, e.g. rwm)")]
+    InvalidDeviceMode { mode: String },
+    #[error("bad format for path: {path} (device paths are absolute, e.g. /dev/loop3)")]
+    DevicePath { path: String },
 }
 
 impl SpecError {

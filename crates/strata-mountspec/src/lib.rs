@@ -42,6 +42,7 @@
 //!   keeps the last one and says nothing.
 
 mod csv;
+mod device;
 mod error;
 mod mount;
 mod path;
@@ -55,6 +56,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use device::{DeviceSpec, parse_device};
 pub use error::SpecError;
 pub use mount::parse_mount;
 pub use size::parse_size;

@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capabilities, LinuxCapabilities, LinuxNamespace, LinuxNamespaceType, Mount, Process, Root,
-    Spec, User,
+    Capabilities, LinuxCapabilities, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType,
+    LinuxNamespace, LinuxNamespaceType, Mount, Process, Root, Spec, User,
 };
 
 use crate::{Result, RuntimeError, io_at};
@@ -55,6 +55,82 @@ pub struct BundleConfig {
     pub process: ProcessConfig,
     /// Mounts after the defaults (/proc, /dev, ...), in order.
     pub mounts: Vec<Mount>,
+    /// Host device nodes made in the container and allowed by its device
+    /// cgroup (`--device`).
+    pub devices: Vec<Device>,
+}
+
+/// A device node as the container gets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Its path in the container.
+    pub path: String,
+    pub block: bool,
+    pub major: i64,
+    pub minor: i64,
+    /// The node's mode bits, owner and group, as on the host.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// The cgroup access: a subset of `rwm`.
+    pub permissions: String,
+}
+
+impl Device {
+    /// `host`'s device node (following symlinks, as Docker does), to appear
+    /// at `path` with `permissions`.
+    pub fn from_host(host: &Path, path: &str, permissions: &str) -> Result<Device> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let meta = std::fs::metadata(host).map_err(io_at(host))?;
+        let kind = meta.file_type();
+        if !kind.is_block_device() && !kind.is_char_device() {
+            return Err(RuntimeError::Spec(format!(
+                "error gathering device information while adding custom device \"{}\": not a device node",
+                host.display()
+            )));
+        }
+        let rdev = meta.rdev();
+        Ok(Device {
+            path: path.to_owned(),
+            block: kind.is_block_device(),
+            major: rustix::fs::major(rdev).into(),
+            minor: rustix::fs::minor(rdev).into(),
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            permissions: permissions.to_owned(),
+        })
+    }
+
+    fn typ(&self) -> LinuxDeviceType {
+        if self.block {
+            LinuxDeviceType::B
+        } else {
+            LinuxDeviceType::C
+        }
+    }
+
+    fn node(&self) -> LinuxDevice {
+        let mut node = LinuxDevice::default();
+        node.set_path(PathBuf::from(&self.path));
+        node.set_typ(self.typ());
+        node.set_major(self.major);
+        node.set_minor(self.minor);
+        node.set_file_mode(Some(self.mode));
+        node.set_uid(Some(self.uid));
+        node.set_gid(Some(self.gid));
+        node
+    }
+
+    fn rule(&self) -> LinuxDeviceCgroup {
+        let mut rule = LinuxDeviceCgroup::default();
+        rule.set_allow(true);
+        rule.set_typ(Some(self.typ()));
+        rule.set_major(Some(self.major));
+        rule.set_minor(Some(self.minor));
+        rule.set_access(Some(self.permissions.clone()));
+        rule
+    }
 }
 
 /// The process part of a spec; `exec` writes it alone as `process.json`.
@@ -129,6 +205,17 @@ pub fn spec(cfg: &BundleConfig) -> Result<Spec> {
         })
         .collect();
     linux.set_namespaces(Some(namespaces));
+    if !cfg.devices.is_empty() {
+        let mut nodes = linux.devices().clone().unwrap_or_default();
+        nodes.extend(cfg.devices.iter().map(Device::node));
+        linux.set_devices(Some(nodes));
+        // After the default deny-all rule, so these win.
+        let mut resources = linux.resources().clone().unwrap_or_default();
+        let mut rules = resources.devices().clone().unwrap_or_default();
+        rules.extend(cfg.devices.iter().map(Device::rule));
+        resources.set_devices(Some(rules));
+        linux.set_resources(Some(resources));
+    }
     spec.set_linux(Some(linux));
     Ok(spec)
 }
@@ -170,6 +257,7 @@ mod tests {
                 terminal: false,
             },
             mounts: vec![mount("/data", "bind", Path::new("/v"), &["rbind".into()])],
+            devices: Vec::new(),
         }
     }
 

@@ -441,6 +441,9 @@ pub struct CreateArgs {
     /// Mount a tmpfs directory (PATH[:OPTIONS])
     #[arg(long)]
     pub tmpfs: Vec<String>,
+    /// Add a host device to the container (HOST[:CONTAINER][:PERMISSIONS])
+    #[arg(long)]
+    pub device: Vec<String>,
     /// Bind mount a volume ([SRC:]DST[:OPTIONS])
     #[arg(short, long)]
     pub volume: Vec<String>,

@@ -244,6 +244,61 @@ fn block_volume() {
 }
 
 #[test]
+fn a_container_writes_to_a_published_block_volume() {
+    let (s, _driver) = served(&[]);
+    let tar = s.path("busybox.tar");
+    std::fs::write(&tar, common::archive::busybox_rootfs()).unwrap();
+    s.ok(&["import", "-c", "CMD [\"sh\"]", p(&tar), "busybox"]);
+    let b1 = one_line(s.ok(&["csi", "create", "b1", "--size", "16M", "--block"]));
+    let device = s.path("pods/c/dev");
+    s.ok(&["csi", "publish", &b1, p(&device), "--block"]);
+    let mapping = format!("{}:/dev/xvda", device.display());
+    s.ok(&[
+        "run",
+        "--rm",
+        "--device",
+        &mapping,
+        "busybox",
+        "sh",
+        "-c",
+        "echo hello-block | dd of=/dev/xvda bs=512 seek=2048 conv=notrunc,fsync 2>/dev/null",
+    ]);
+    // What the container wrote is on the volume at 1 MiB.
+    let mut f = std::fs::File::open(&device).unwrap();
+    f.seek(SeekFrom::Start(1 << 20)).unwrap();
+    let mut back = vec![0; 12];
+    f.read_exact(&mut back).unwrap();
+    assert_eq!(back, b"hello-block\n");
+    // Read-only access is enforced by the device cgroup.
+    let read_only = format!("{}:/dev/xvda:r", device.display());
+    let out = s.run(&[
+        "run",
+        "--rm",
+        "--device",
+        &read_only,
+        "busybox",
+        "sh",
+        "-c",
+        "echo no | dd of=/dev/xvda conv=notrunc 2>&1",
+    ]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success(),
+        "a write through a read-only device worked"
+    );
+    assert!(said.contains("Operation not permitted"), "{said}");
+    s.ok(&["csi", "unpublish", &b1, p(&device)]);
+    // Not a device, or a bad mode: refused before anything is made.
+    let containers = s.ok(&["ps", "-a", "-q"]);
+    let err = s.fails(&["create", "--device", "/etc/hostname", "busybox"]);
+    assert!(err.contains("not a device node"), "{err}");
+    let err = s.fails(&["create", "--device", "/dev/null:/dev/n:rx", "busybox"]);
+    assert!(err.contains("invalid device mode: rx"), "{err}");
+    assert_eq!(s.ok(&["ps", "-a", "-q"]), containers);
+    s.ok(&["csi", "delete", &b1]);
+}
+
+#[test]
 fn attach_required_publishes_to_the_node() {
     let (s, _driver) = served(&["--attach-required"]);
     let info = s.ok(&["csi", "info"]);

@@ -49,6 +49,11 @@ fn create_options(ctx: &Ctx, a: &CreateArgs) -> anyhow::Result<CreateOptions> {
     for t in &a.tmpfs {
         mounts.push(strata_mountspec::parse_tmpfs(t).with_context(|| format!("--tmpfs {t}"))?);
     }
+    let devices = a
+        .device
+        .iter()
+        .map(|d| strata_mountspec::parse_device(d).with_context(|| format!("--device {d}")))
+        .collect::<anyhow::Result<_>>()?;
     let mut env = Vec::new();
     for file in &a.env_file {
         env.extend(env_file(file)?);
@@ -73,6 +78,7 @@ fn create_options(ctx: &Ctx, a: &CreateArgs) -> anyhow::Result<CreateOptions> {
         network: Some(a.network.clone()),
         hostname: a.hostname.clone(),
         mounts,
+        devices,
         volumes_from: a.volumes_from.clone(),
         volume_driver: a.volume_driver.clone(),
         labels,
