@@ -37,7 +37,7 @@ use crate::kinds::Kind;
 
 /// How many changes `open` keeps for watches that start at an older
 /// revision (and how far a live watcher may fall behind).
-const DEFAULT_WATCH_HISTORY: usize = 100_000;
+const DEFAULT_WATCH_HISTORY: usize = 20_000;
 
 /// Schema migrations; `PRAGMA user_version` counts those applied. Append
 /// only: a released migration never changes.
