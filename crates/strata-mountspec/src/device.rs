@@ -24,7 +24,11 @@ pub fn parse_device(spec: &str) -> Result<DeviceSpec, SpecError> {
         [host, perms] if is_permissions(perms) => (*host, *host, *perms),
         [host, container] => (*host, *container, "rwm"),
         [host, container, perms] => (*host, *container, *perms),
-        _ => return Err(SpecError::InvalidDevice { spec: spec.to_owned() }),
+        _ => {
+            return Err(SpecError::InvalidDevice {
+                spec: spec.to_owned(),
+            });
+        }
     };
     if !is_permissions(permissions) {
         return Err(SpecError::InvalidDeviceMode {
@@ -33,7 +37,9 @@ pub fn parse_device(spec: &str) -> Result<DeviceSpec, SpecError> {
     }
     for path in [host, container] {
         if !path.starts_with('/') {
-            return Err(SpecError::DevicePath { path: path.to_owned() });
+            return Err(SpecError::DevicePath {
+                path: path.to_owned(),
+            });
         }
     }
     Ok(DeviceSpec {
@@ -61,12 +67,35 @@ mod tests {
     fn device_specs_parse_as_docker_parses_them() {
         check("/dev/loop3", Ok(("/dev/loop3", "/dev/loop3", "rwm")));
         check("/dev/loop3:r", Ok(("/dev/loop3", "/dev/loop3", "r")));
-        check("/dev/loop3:/dev/xvda", Ok(("/dev/loop3", "/dev/xvda", "rwm")));
-        check("/dev/loop3:/dev/xvda:rw", Ok(("/dev/loop3", "/dev/xvda", "rw")));
-        check("/dev/loop3:/dev//xvda/", Ok(("/dev/loop3", "/dev/xvda", "rwm")));
-        check("/dev/a:/dev/b:rx", Err("invalid device mode: rx (expected a combination of r, w and m, e.g. rwm)"));
-        check("loop3", Err("bad format for path: loop3 (device paths are absolute, e.g. /dev/loop3)"));
-        check("/dev/a:dev/b", Err("bad format for path: dev/b (device paths are absolute, e.g. /dev/loop3)"));
-        check("/a:/b:rw:x", Err("invalid device specification: /a:/b:rw:x (expected HOST[:CONTAINER][:PERMISSIONS])"));
+        check(
+            "/dev/loop3:/dev/xvda",
+            Ok(("/dev/loop3", "/dev/xvda", "rwm")),
+        );
+        check(
+            "/dev/loop3:/dev/xvda:rw",
+            Ok(("/dev/loop3", "/dev/xvda", "rw")),
+        );
+        check(
+            "/dev/loop3:/dev//xvda/",
+            Ok(("/dev/loop3", "/dev/xvda", "rwm")),
+        );
+        check(
+            "/dev/a:/dev/b:rx",
+            Err("invalid device mode: rx (expected a combination of r, w and m, e.g. rwm)"),
+        );
+        check(
+            "loop3",
+            Err("bad format for path: loop3 (device paths are absolute, e.g. /dev/loop3)"),
+        );
+        check(
+            "/dev/a:dev/b",
+            Err("bad format for path: dev/b (device paths are absolute, e.g. /dev/loop3)"),
+        );
+        check(
+            "/a:/b:rw:x",
+            Err(
+                "invalid device specification: /a:/b:rw:x (expected HOST[:CONTAINER][:PERMISSIONS])",
+            ),
+        );
     }
 }
