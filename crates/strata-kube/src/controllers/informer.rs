@@ -91,3 +91,15 @@ fn subscribe(registry: &Registry, kinds: &[Kind]) -> (Watch, Vec<Object>) {
         .collect();
     (watch, objects)
 }
+
+/// `object` as its k8s-openapi type; one that does not decode is logged
+/// and skipped (the registry validated it, so this means a bug).
+pub fn typed<T: serde::de::DeserializeOwned>(object: &Object) -> Option<T> {
+    match serde_json::from_value((*object.body).clone()) {
+        Ok(value) => Some(value),
+        Err(e) => {
+            tracing::warn!("{} does not decode: {e}", object.key.display_name());
+            None
+        }
+    }
+}

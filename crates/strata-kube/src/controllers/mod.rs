@@ -16,6 +16,7 @@ pub mod kubelet;
 pub mod protection;
 pub mod provisioner;
 pub mod resizer;
+mod retry;
 mod scheduler;
 mod volume_binder;
 

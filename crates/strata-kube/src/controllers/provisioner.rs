@@ -4,10 +4,10 @@
 //! CreateVolume and a PV `pvc-<uid>` pre-bound to it; a Released PV with
 //! reclaim policy Delete gets DeleteVolume and goes away.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use strata_csi::client::{Access, BlockingCsiClient, VolumeSpec};
@@ -15,6 +15,7 @@ use strata_csi::pb;
 use strata_csi::pb::volume_capability::access_mode::Mode;
 
 use super::informer::{Informer, Next};
+use super::retry::RetryQueue;
 use crate::kinds::Kind;
 use crate::quantity::parse_quantity;
 use crate::registry::events::{EventType, Recorder, Regarding};
@@ -51,6 +52,46 @@ impl Drivers {
     }
 }
 
+/// Connections to CSI drivers, one per endpoint, made on first use and
+/// kept (a controller or the node agent calls the same few drivers over
+/// and over).
+pub(crate) struct CsiClients {
+    drivers: Drivers,
+    clients: HashMap<String, BlockingCsiClient>,
+}
+
+impl CsiClients {
+    pub(crate) fn new(drivers: Drivers) -> CsiClients {
+        CsiClients {
+            drivers,
+            clients: HashMap::new(),
+        }
+    }
+
+    /// Whether Strata knows where `driver` listens.
+    pub(crate) fn knows(&self, registry: &Registry, driver: &str) -> bool {
+        self.drivers.endpoint(registry, driver).is_some()
+    }
+
+    /// A client of `driver`.
+    pub(crate) fn get(
+        &mut self,
+        registry: &Registry,
+        driver: &str,
+    ) -> Result<&BlockingCsiClient, String> {
+        let endpoint = self.drivers.endpoint(registry, driver).ok_or_else(|| {
+            format!(
+                "no endpoint is known for CSI driver {driver}; register it with a CSIDriver object annotated {ENDPOINT_ANNOTATION}"
+            )
+        })?;
+        if !self.clients.contains_key(&endpoint) {
+            let client = BlockingCsiClient::connect(&endpoint).map_err(|e| e.to_string())?;
+            self.clients.insert(endpoint.clone(), client);
+        }
+        Ok(&self.clients[&endpoint])
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Task {
     Provision(ObjectKey),
@@ -59,11 +100,9 @@ enum Task {
 
 struct Provisioner {
     registry: Registry,
-    drivers: Drivers,
     recorder: Recorder,
-    clients: HashMap<String, BlockingCsiClient>,
-    queue: VecDeque<Task>,
-    retry: Vec<(Instant, Task)>,
+    clients: CsiClients,
+    work: RetryQueue<Task>,
 }
 
 pub fn run(registry: Registry, drivers: Drivers, stop: Arc<AtomicBool>) {
@@ -71,20 +110,14 @@ pub fn run(registry: Registry, drivers: Drivers, stop: Arc<AtomicBool>) {
     let mut p = Provisioner {
         recorder: Recorder::new(registry.clone(), "external-provisioner"),
         registry,
-        drivers,
-        clients: HashMap::new(),
-        queue: VecDeque::new(),
-        retry: Vec::new(),
+        clients: CsiClients::new(drivers),
+        work: RetryQueue::new(RETRY),
     };
     objects.iter().for_each(|o| p.consider(o));
     while !stop.load(Ordering::Relaxed) {
-        while let Some(task) = p.queue.pop_front() {
+        while let Some(task) = p.work.next() {
             p.perform(task);
         }
-        let now = Instant::now();
-        let (due, later): (Vec<_>, Vec<_>) = p.retry.drain(..).partition(|(at, _)| *at <= now);
-        p.retry = later;
-        p.queue.extend(due.into_iter().map(|(_, t)| t));
         match informer.next(Duration::from_millis(500)) {
             Next::Changed(event) if event.change != Change::Deleted => p.consider(&event.object),
             Next::Relisted(objects) => objects.iter().for_each(|o| p.consider(o)),
@@ -105,9 +138,7 @@ impl Provisioner {
             }
             _ => return,
         };
-        if !self.queue.contains(&task) && !self.retry.iter().any(|(_, t)| *t == task) {
-            self.queue.push_back(task);
-        }
+        self.work.add(task);
     }
 
     fn wants_volume(&self, claim: &Value) -> bool {
@@ -121,7 +152,7 @@ impl Provisioner {
             .is_empty();
         unbound
             && meta::str_field(claim, "deletionTimestamp").is_none()
-            && self.drivers.endpoint(&self.registry, driver).is_some()
+            && self.clients.knows(&self.registry, driver)
     }
 
     fn wants_deletion(&self, pv: &Value) -> bool {
@@ -132,7 +163,7 @@ impl Provisioner {
         let driver = pv.pointer("/spec/csi/driver").and_then(Value::as_str);
         matches!(phase, Some("Released" | "Failed"))
             && policy == Some("Delete")
-            && driver.is_some_and(|d| self.drivers.endpoint(&self.registry, d).is_some())
+            && driver.is_some_and(|d| self.clients.knows(&self.registry, d))
     }
 
     fn perform(&mut self, task: Task) {
@@ -141,20 +172,12 @@ impl Provisioner {
             Task::Delete(name) => self.delete(name),
         };
         if let Err(()) = result {
-            self.retry.push((Instant::now() + RETRY, task));
+            self.work.retry(task);
         }
     }
 
     fn client(&mut self, driver: &str) -> Result<&BlockingCsiClient, String> {
-        let endpoint = self
-            .drivers
-            .endpoint(&self.registry, driver)
-            .ok_or_else(|| format!("no endpoint is known for CSI driver {driver}"))?;
-        if !self.clients.contains_key(&endpoint) {
-            let client = BlockingCsiClient::connect(&endpoint).map_err(|e| e.to_string())?;
-            self.clients.insert(endpoint.clone(), client);
-        }
-        Ok(&self.clients[&endpoint])
+        self.clients.get(&self.registry, driver)
     }
 
     /// CreateVolume for a claim, then its PV. `Err` means "try again later".

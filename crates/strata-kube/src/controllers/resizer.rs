@@ -5,17 +5,18 @@
 //! volume is staged (now, or when a pod next mounts it), and only then
 //! does the claim report the new capacity.
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use strata_csi::client::{Access, BlockingCsiClient};
+use strata_csi::client::Access;
 
 use super::informer::{Informer, Next};
-use super::provisioner::Drivers;
+use super::kubelet::mounts::is_mount_point;
+use super::provisioner::{CsiClients, Drivers};
+use super::retry::RetryQueue;
 use crate::kinds::Kind;
 use crate::quantity::{Quantity, parse_quantity};
 use crate::registry::events::{EventType, Recorder, Regarding};
@@ -33,38 +34,39 @@ pub struct ResizerConfig {
     pub staging_root: PathBuf,
 }
 
+struct Resizer {
+    registry: Registry,
+    recorder: Recorder,
+    clients: CsiClients,
+    staging_root: PathBuf,
+}
+
 pub fn run(registry: Registry, config: ResizerConfig, stop: Arc<AtomicBool>) {
-    let recorder = Recorder::new(registry.clone(), "external-resizer");
     let (mut informer, objects) = Informer::start(&registry, &[Kind::PersistentVolumeClaim]);
-    let mut queue: VecDeque<ObjectKey> = VecDeque::new();
-    let mut retry: Vec<(Instant, ObjectKey)> = Vec::new();
-    let consider = |queue: &mut VecDeque<ObjectKey>, object: &Object| {
-        if wants_resize(&object.body) && !queue.contains(&object.key) {
-            queue.push_back(object.key.clone());
+    let mut resizer = Resizer {
+        recorder: Recorder::new(registry.clone(), "external-resizer"),
+        registry,
+        clients: CsiClients::new(config.drivers),
+        staging_root: config.staging_root,
+    };
+    let mut work = RetryQueue::new(RETRY);
+    let consider = |work: &mut RetryQueue<ObjectKey>, object: &Object| {
+        if wants_resize(&object.body) {
+            work.add(object.key.clone());
         }
     };
-    objects.iter().for_each(|o| consider(&mut queue, o));
+    objects.iter().for_each(|o| consider(&mut work, o));
     while !stop.load(Ordering::Relaxed) {
-        while let Some(key) = queue.pop_front() {
-            if resize(&registry, &config, &recorder, &key).is_err()
-                && !retry.iter().any(|(_, k)| *k == key)
-            {
-                retry.push((Instant::now() + RETRY, key));
+        while let Some(key) = work.next() {
+            if resizer.resize(&key).is_err() {
+                work.retry(key);
             }
         }
-        let now = Instant::now();
-        retry.retain(|(at, key)| {
-            let due = *at <= now;
-            if due {
-                queue.push_back(key.clone());
-            }
-            !due
-        });
         match informer.next(Duration::from_millis(500)) {
             Next::Changed(event) if event.change != Change::Deleted => {
-                consider(&mut queue, &event.object)
+                consider(&mut work, &event.object)
             }
-            Next::Relisted(objects) => objects.iter().for_each(|o| consider(&mut queue, o)),
+            Next::Relisted(objects) => objects.iter().for_each(|o| consider(&mut work, o)),
             _ => {}
         }
     }
@@ -82,185 +84,199 @@ fn wants_resize(claim: &Value) -> bool {
     bound && matches!((asked, has), (Some(a), Some(h)) if a > h)
 }
 
-/// One claim's expansion; `Err` means "try again later".
-fn resize(
-    registry: &Registry,
-    config: &ResizerConfig,
-    recorder: &Recorder,
-    key: &ObjectKey,
-) -> Result<(), ()> {
-    let Ok(claim) = registry.get(key.kind, &key.namespace, &key.name) else {
-        return Ok(());
-    };
-    if !wants_resize(&claim.body) {
-        return Ok(());
+impl Resizer {
+    /// One claim's expansion; `Err` means "try again later".
+    fn resize(&mut self, key: &ObjectKey) -> Result<(), ()> {
+        // A handle (an Arc), so `self` stays free for the calls below.
+        let registry = &self.registry.clone();
+        let Ok(claim) = registry.get(key.kind, &key.namespace, &key.name) else {
+            return Ok(());
+        };
+        if !wants_resize(&claim.body) {
+            return Ok(());
+        }
+        let volume = claim
+            .body
+            .pointer("/spec/volumeName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let Ok(pv) = registry.get(Kind::PersistentVolume, "", volume) else {
+            return self.fail(&claim, format!("persistentvolume \"{volume}\" not found"));
+        };
+        let Some(csi) = pv.body.pointer("/spec/csi") else {
+            return self.fail(
+                &claim,
+                format!("volume \"{volume}\" is not a CSI volume, so it cannot be expanded"),
+            );
+        };
+        let driver = csi.get("driver").and_then(Value::as_str).unwrap_or("");
+        if !self.clients.knows(registry, driver) {
+            return Ok(()); // another resizer's driver
+        }
+        let handle = csi
+            .get("volumeHandle")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let staged = strata_csi::client::staging_path(&self.staging_root, handle);
+        let mounted = is_mount_point(&staged).unwrap_or(false);
+        let asked = quantity(&claim.body, "/spec/resources/requests/storage").unwrap_or_default();
+        let grown = quantity(&pv.body, "/spec/capacity/storage").is_some_and(|c| c >= asked);
+        if !(resize_pending(&claim.body) && grown) {
+            let capacity = match self.expand_controller(&claim, &pv, asked) {
+                Ok(Some(capacity)) => capacity,
+                // The filesystem needs no growing: done.
+                Ok(None) => return Ok(()),
+                Err(()) => return Err(()),
+            };
+            if !mounted {
+                let regarding = Regarding::of(Kind::PersistentVolumeClaim, &claim.body);
+                self.recorder.record(
+                    &regarding,
+                    EventType::Normal,
+                    "FileSystemResizeRequired",
+                    "Require file system resize of volume on node",
+                );
+                // Kept on the retry list until a pod has it mounted.
+                return pending(registry, &claim, &capacity).and(Err(()));
+            }
+        } else if !mounted {
+            // Only the node's part is left, and it needs the volume
+            // mounted: look again shortly (a pod mounting it changes no
+            // claim).
+            return Err(());
+        }
+        let pv = registry
+            .get(Kind::PersistentVolume, "", volume)
+            .map_err(|_| ())?;
+        match self.expand_on_node(&claim, &pv, &staged) {
+            true => Ok(()),
+            false => Err(()),
+        }
     }
-    let regarding = Regarding::of(Kind::PersistentVolumeClaim, &claim.body);
-    let fail = |message: String| {
-        recorder.record(
+
+    /// ControllerExpandVolume and the PV's new capacity. `Some(capacity)`
+    /// when the node must still grow the filesystem, `None` when the claim
+    /// is done; `Err` to try again.
+    fn expand_controller(
+        &mut self,
+        claim: &Object,
+        pv: &Object,
+        asked: Quantity,
+    ) -> Result<Option<String>, ()> {
+        let volume = &pv.key.name;
+        let driver = pv
+            .body
+            .pointer("/spec/csi/driver")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let handle = pv
+            .body
+            .pointer("/spec/csi/volumeHandle")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let regarding = Regarding::of(Kind::PersistentVolumeClaim, &claim.body);
+        self.recorder.record(
+            &regarding,
+            EventType::Normal,
+            "Resizing",
+            &format!("External resizer is resizing volume {volume}"),
+        );
+        let access = access_of(&pv.body);
+        let expanded = self.clients.get(&self.registry, driver).and_then(|c| {
+            c.expand_volume(handle, asked.bytes(), &access)
+                .map_err(|e| e.to_string())
+        });
+        let (capacity, on_node) = match expanded {
+            Ok(answer) => answer,
+            Err(e) => {
+                return self.fail(
+                    claim,
+                    format!("resize volume \"{volume}\" by resizer \"{driver}\" failed: {e}"),
+                );
+            }
+        };
+        let capacity = Quantity::from_bytes(capacity.max(asked.bytes())).to_string();
+        let mut pv_body = (*pv.body).clone();
+        pv_body["spec"]["capacity"]["storage"] = capacity.clone().into();
+        if self.registry.save(Kind::PersistentVolume, pv_body).is_err() {
+            return Err(());
+        }
+        self.recorder.record(
+            &regarding,
+            EventType::Normal,
+            "VolumeResizeSuccessful",
+            &format!("resize volume \"{volume}\" by resizer \"{driver}\" finished successfully"),
+        );
+        if !on_node {
+            return finish(&self.registry, claim, &capacity).map(|()| None);
+        }
+        Ok(Some(capacity))
+    }
+
+    /// NodeExpandVolume for a claim waiting for it, where its volume is
+    /// staged; then the claim reports its new capacity. False: it failed
+    /// (an event says why) and is worth trying again.
+    fn expand_on_node(&mut self, claim: &Object, pv: &Object, staged: &Path) -> bool {
+        let regarding = Regarding::of(Kind::PersistentVolumeClaim, &claim.body);
+        let driver = pv
+            .body
+            .pointer("/spec/csi/driver")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let handle = pv
+            .body
+            .pointer("/spec/csi/volumeHandle")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let capacity = quantity(&pv.body, "/spec/capacity/storage").unwrap_or_default();
+        let access = access_of(&pv.body);
+        let expanded = self.clients.get(&self.registry, driver).and_then(|c| {
+            c.node_expand(handle, staged, Some(staged), capacity.bytes(), &access)
+                .map_err(|e| e.to_string())
+        });
+        match expanded {
+            Ok(_) => {
+                self.recorder.record(
+                    &regarding,
+                    EventType::Normal,
+                    "FileSystemResizeSuccessful",
+                    &format!(
+                        "MountVolume.NodeExpandVolume succeeded for volume \"{}\"",
+                        pv.key.name
+                    ),
+                );
+                finish(&self.registry, claim, &capacity.to_string()).is_ok()
+            }
+            Err(e) => {
+                self.recorder.record(
+                    &regarding,
+                    EventType::Warning,
+                    "FileSystemResizeFailed",
+                    &format!(
+                        "MountVolume.NodeExpandVolume failed for volume \"{}\": {e}",
+                        pv.key.name
+                    ),
+                );
+                false
+            }
+        }
+    }
+
+    /// Records why a claim could not grow; it is tried again.
+    fn fail<T>(&self, claim: &Object, message: String) -> Result<T, ()> {
+        let regarding = Regarding::of(Kind::PersistentVolumeClaim, &claim.body);
+        self.recorder.record(
             &regarding,
             EventType::Warning,
             "VolumeResizeFailed",
             &message,
         );
         Err(())
-    };
-    let volume = claim
-        .body
-        .pointer("/spec/volumeName")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let Ok(pv) = registry.get(Kind::PersistentVolume, "", volume) else {
-        return fail(format!("persistentvolume \"{volume}\" not found"));
-    };
-    let Some(csi) = pv.body.pointer("/spec/csi") else {
-        return fail(format!(
-            "volume \"{volume}\" is not a CSI volume, so it cannot be expanded"
-        ));
-    };
-    let driver = csi.get("driver").and_then(Value::as_str).unwrap_or("");
-    let handle = csi
-        .get("volumeHandle")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let Some(endpoint) = config.drivers.endpoint(registry, driver) else {
-        return Ok(()); // another resizer's driver
-    };
-    let asked = quantity(&claim.body, "/spec/resources/requests/storage").unwrap_or_default();
-    let access = access_of(&pv.body);
-    let staged = strata_csi::client::staging_path(&config.staging_root, handle);
-    let grown = quantity(&pv.body, "/spec/capacity/storage").is_some_and(|c| c >= asked);
-    if resize_pending(&claim.body) && grown {
-        // Only the node's part is left, and it needs the volume mounted:
-        // look again shortly (a pod mounting it changes no claim).
-        if !is_mount_point(&staged) {
-            return Err(());
-        }
-        let client = BlockingCsiClient::connect(&endpoint).map_err(|_| ())?;
-        return done(expand_on_node(
-            registry,
-            recorder,
-            &client,
-            &claim,
-            &pv,
-            &staged,
-            Some(&staged),
-        ));
-    }
-    recorder.record(
-        &regarding,
-        EventType::Normal,
-        "Resizing",
-        &format!("External resizer is resizing volume {volume}"),
-    );
-    let client = match BlockingCsiClient::connect(&endpoint) {
-        Ok(client) => client,
-        Err(e) => return fail(e.to_string()),
-    };
-    let (capacity, on_node) = match client.expand_volume(handle, asked.bytes(), &access) {
-        Ok(answer) => answer,
-        Err(e) => {
-            return fail(format!(
-                "resize volume \"{volume}\" by resizer \"{driver}\" failed: {e}"
-            ));
-        }
-    };
-    let capacity = Quantity::from_bytes(capacity.max(asked.bytes())).to_string();
-    let mut pv_body = (*pv.body).clone();
-    pv_body["spec"]["capacity"]["storage"] = capacity.clone().into();
-    if registry.save(Kind::PersistentVolume, pv_body).is_err() {
-        return Err(());
-    }
-    recorder.record(
-        &regarding,
-        EventType::Normal,
-        "VolumeResizeSuccessful",
-        &format!("resize volume \"{volume}\" by resizer \"{driver}\" finished successfully"),
-    );
-    if !on_node {
-        return finish(registry, &claim, &capacity);
-    }
-    if !is_mount_point(&staged) {
-        // Grown when a pod next mounts it (see `expand_on_node`).
-        recorder.record(
-            &regarding,
-            EventType::Normal,
-            "FileSystemResizeRequired",
-            "Require file system resize of volume on node",
-        );
-        // Kept on the retry list until a pod has it mounted.
-        return pending(registry, &claim, &capacity).and(Err(()));
-    }
-    done(expand_on_node(
-        registry,
-        recorder,
-        &client,
-        &claim,
-        &pv,
-        &staged,
-        Some(&staged),
-    ))
-}
-
-fn done(finished: bool) -> Result<(), ()> {
-    if finished { Ok(()) } else { Err(()) }
-}
-
-/// NodeExpandVolume for a claim waiting for it, at a path where its volume
-/// is mounted; then the claim reports its new capacity. False: it failed
-/// (an event says why) and is worth trying again.
-pub fn expand_on_node(
-    registry: &Registry,
-    recorder: &Recorder,
-    client: &BlockingCsiClient,
-    claim: &Object,
-    pv: &Object,
-    path: &Path,
-    staging: Option<&Path>,
-) -> bool {
-    let regarding = Regarding::of(Kind::PersistentVolumeClaim, &claim.body);
-    let handle = pv
-        .body
-        .pointer("/spec/csi/volumeHandle")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let capacity = quantity(&pv.body, "/spec/capacity/storage").unwrap_or_default();
-    match client.node_expand(
-        handle,
-        path,
-        staging,
-        capacity.bytes(),
-        &access_of(&pv.body),
-    ) {
-        Ok(_) => {
-            recorder.record(
-                &regarding,
-                EventType::Normal,
-                "FileSystemResizeSuccessful",
-                &format!(
-                    "MountVolume.NodeExpandVolume succeeded for volume \"{}\"",
-                    pv.key.name
-                ),
-            );
-            finish(registry, claim, &capacity.to_string()).is_ok()
-        }
-        Err(e) => {
-            recorder.record(
-                &regarding,
-                EventType::Warning,
-                "FileSystemResizeFailed",
-                &format!(
-                    "MountVolume.NodeExpandVolume failed for volume \"{}\": {e}",
-                    pv.key.name
-                ),
-            );
-            false
-        }
     }
 }
 
 /// Whether a claim waits for its filesystem to grow on the node.
-pub fn resize_pending(claim: &Value) -> bool {
+fn resize_pending(claim: &Value) -> bool {
     claim
         .pointer("/status/conditions")
         .and_then(Value::as_array)
@@ -281,14 +297,6 @@ fn access_of(pv: &Value) -> Access {
             .unwrap_or("")
             .to_string(),
         mount_flags: Vec::new(),
-    }
-}
-
-fn is_mount_point(path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (path.metadata(), path.parent().map(Path::metadata)) {
-        (Ok(here), Some(Ok(parent))) => here.dev() != parent.dev(),
-        _ => false,
     }
 }
 

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim};
 use serde_json::{Value, json};
 
 use super::binder::{ANN_BIND_COMPLETED, ANN_BOUND_BY_CONTROLLER, Binder};
-use super::informer::{Informer, Next};
+use super::informer::{Informer, Next, typed};
 use super::protection::claims_of;
 use super::provisioner::SELECTED_NODE;
 use crate::kinds::Kind;
@@ -88,10 +88,6 @@ pub fn run(registry: Registry, stop: Arc<AtomicBool>) {
         }
         s.schedule_all();
     }
-}
-
-fn typed<T: serde::de::DeserializeOwned>(object: &Object) -> Option<T> {
-    serde_json::from_value((*object.body).clone()).ok()
 }
 
 impl Scheduler {

@@ -6,10 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::de::DeserializeOwned;
-
 use super::binder::{Action, Binder, Work};
-use super::informer::{Informer, Next};
+use super::informer::{Informer, Next, typed};
 use crate::kinds::Kind;
 use crate::registry::Registry;
 use crate::registry::events::{Recorder, Regarding};
@@ -77,16 +75,6 @@ fn relist(binder: &mut Binder, objects: &[Object]) {
 
 fn apply(binder: &mut Binder, event: &WatchEvent) {
     feed(binder, event.change, &event.object);
-}
-
-fn typed<T: DeserializeOwned>(object: &Object) -> Option<T> {
-    match serde_json::from_value((*object.body).clone()) {
-        Ok(value) => Some(value),
-        Err(e) => {
-            tracing::warn!("binder: {} does not decode: {e}", object.key.display_name());
-            None
-        }
-    }
 }
 
 fn feed(binder: &mut Binder, change: Change, object: &Object) {

@@ -17,7 +17,7 @@
 mod agent;
 mod backoff;
 mod hostpath;
-mod mounts;
+pub(crate) mod mounts;
 mod runtime;
 mod status;
 mod volumes;

@@ -14,7 +14,7 @@
 //! and never touched by teardown: before the folder goes, nothing below it
 //! may still be mounted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{
@@ -28,8 +28,7 @@ use super::KubeletConfig;
 use super::hostpath;
 use super::mounts;
 use super::runtime::BindMount;
-use crate::controllers::Drivers;
-use crate::controllers::provisioner::{ENDPOINT_ANNOTATION, access_mode};
+use crate::controllers::provisioner::{CsiClients, access_mode};
 use crate::kinds::Kind;
 use crate::quantity::parse_quantity;
 use crate::registry::Registry;
@@ -81,9 +80,8 @@ pub struct VolumeManager {
     registry: Registry,
     root: PathBuf,
     staging_root: PathBuf,
-    drivers: Drivers,
     /// CSI connections by endpoint.
-    clients: HashMap<String, BlockingCsiClient>,
+    clients: CsiClients,
 }
 
 /// A pod's identity, as its folder and messages need it.
@@ -107,8 +105,7 @@ impl VolumeManager {
             registry,
             root: config.root.clone(),
             staging_root: config.staging_root.clone(),
-            drivers: config.csi.clone(),
-            clients: HashMap::new(),
+            clients: CsiClients::new(config.csi.clone()),
         }
     }
 
@@ -309,16 +306,7 @@ impl VolumeManager {
     }
 
     fn client(&mut self, driver: &str) -> Result<&BlockingCsiClient, String> {
-        let endpoint = self.drivers.endpoint(&self.registry, driver).ok_or_else(|| {
-            format!(
-                "no endpoint is known for CSI driver {driver}; register it with a CSIDriver object annotated {ENDPOINT_ANNOTATION}"
-            )
-        })?;
-        if !self.clients.contains_key(&endpoint) {
-            let client = BlockingCsiClient::connect(&endpoint).map_err(|e| e.to_string())?;
-            self.clients.insert(endpoint.clone(), client);
-        }
-        Ok(&self.clients[&endpoint])
+        self.clients.get(&self.registry, driver)
     }
 
     /// Undoes `set_up` for the pod `uid` and removes its folder: subPath
