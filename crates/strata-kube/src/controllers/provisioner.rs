@@ -342,18 +342,8 @@ impl Provisioner {
         if !self.wants_deletion(&pv.body) {
             return Ok(());
         }
-        let driver = pv
-            .body
-            .pointer("/spec/csi/driver")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let handle = pv
-            .body
-            .pointer("/spec/csi/volumeHandle")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let driver = csi_field(&pv.body, "driver").to_string();
+        let handle = csi_field(&pv.body, "volumeHandle").to_string();
         let deleted = self
             .client(&driver)
             .and_then(|c| c.delete_volume(&handle).map_err(|e| e.to_string()));
@@ -381,6 +371,16 @@ impl Provisioner {
         body["status"]["message"] = error.into();
         let _ = self.registry.save(Kind::PersistentVolume, body);
     }
+}
+
+/// A field of a PV's `spec.csi` (driver, volumeHandle, fsType); "" if
+/// absent.
+pub(crate) fn csi_field<'a>(pv: &'a Value, field: &str) -> &'a str {
+    pv.get("spec")
+        .and_then(|spec| spec.get("csi"))
+        .and_then(|csi| csi.get(field))
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 fn is_delayed(class: &Value) -> bool {

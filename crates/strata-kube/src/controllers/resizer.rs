@@ -15,7 +15,7 @@ use strata_csi::client::Access;
 
 use super::informer::{Informer, Next};
 use super::kubelet::mounts::is_mount_point;
-use super::provisioner::{CsiClients, Drivers};
+use super::provisioner::{CsiClients, Drivers, csi_field};
 use super::retry::RetryQueue;
 use crate::kinds::Kind;
 use crate::quantity::{Quantity, parse_quantity};
@@ -103,20 +103,17 @@ impl Resizer {
         let Ok(pv) = registry.get(Kind::PersistentVolume, "", volume) else {
             return self.fail(&claim, format!("persistentvolume \"{volume}\" not found"));
         };
-        let Some(csi) = pv.body.pointer("/spec/csi") else {
+        if pv.body.pointer("/spec/csi").is_none() {
             return self.fail(
                 &claim,
                 format!("volume \"{volume}\" is not a CSI volume, so it cannot be expanded"),
             );
-        };
-        let driver = csi.get("driver").and_then(Value::as_str).unwrap_or("");
+        }
+        let driver = csi_field(&pv.body, "driver");
         if !self.clients.knows(registry, driver) {
             return Ok(()); // another resizer's driver
         }
-        let handle = csi
-            .get("volumeHandle")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let handle = csi_field(&pv.body, "volumeHandle");
         let staged = strata_csi::client::staging_path(&self.staging_root, handle);
         let mounted = is_mount_point(&staged).unwrap_or(false);
         let asked = quantity(&claim.body, "/spec/resources/requests/storage").unwrap_or_default();
@@ -164,16 +161,8 @@ impl Resizer {
         asked: Quantity,
     ) -> Result<Option<String>, ()> {
         let volume = &pv.key.name;
-        let driver = pv
-            .body
-            .pointer("/spec/csi/driver")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let handle = pv
-            .body
-            .pointer("/spec/csi/volumeHandle")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let driver = csi_field(&pv.body, "driver");
+        let handle = csi_field(&pv.body, "volumeHandle");
         let regarding = Regarding::of(Kind::PersistentVolumeClaim, &claim.body);
         self.recorder.record(
             &regarding,
@@ -218,16 +207,8 @@ impl Resizer {
     /// (an event says why) and is worth trying again.
     fn expand_on_node(&mut self, claim: &Object, pv: &Object, staged: &Path) -> bool {
         let regarding = Regarding::of(Kind::PersistentVolumeClaim, &claim.body);
-        let driver = pv
-            .body
-            .pointer("/spec/csi/driver")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let handle = pv
-            .body
-            .pointer("/spec/csi/volumeHandle")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let driver = csi_field(&pv.body, "driver");
+        let handle = csi_field(&pv.body, "volumeHandle");
         let capacity = quantity(&pv.body, "/spec/capacity/storage").unwrap_or_default();
         let access = access_of(&pv.body);
         let expanded = self.clients.get(&self.registry, driver).and_then(|c| {
@@ -291,11 +272,7 @@ fn access_of(pv: &Value) -> Access {
         return Access::Block;
     }
     Access::Mount {
-        fs_type: pv
-            .pointer("/spec/csi/fsType")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
+        fs_type: csi_field(pv, "fsType").to_string(),
         mount_flags: Vec::new(),
     }
 }
