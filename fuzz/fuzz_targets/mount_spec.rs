@@ -18,8 +18,14 @@ fn check(spec: MountSpec) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    for parsed in [parse_volume(text), parse_mount(text, Path::new("/")), parse_tmpfs(text)] {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    for parsed in [
+        parse_volume(text, Path::new("/")),
+        parse_mount(text, Path::new("/")),
+        parse_tmpfs(text),
+    ] {
         if let Ok(spec) = parsed {
             check(spec);
         }

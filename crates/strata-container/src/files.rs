@@ -19,10 +19,11 @@ use strata_archive::{copy, fsops};
 use strata_image::Reference;
 use strata_image::commit::CommitOptions;
 use strata_image::layer_diff::SnapshotChanges;
+use strata_runtime::Runtime;
 use strata_snapshot::mount;
 
-use crate::query::{Change, ChangeKind};
-use crate::{Container, ContainerError, Containers, Result, io_at, snapshot_key};
+use crate::query::{Change, ChangeKind, Status};
+use crate::{Container, ContainerError, Containers, MountKind, Result, io_at, snapshot_key};
 
 /// One end of `cp`: a path in a container, or on the host.
 pub enum CopyEnd {
@@ -104,14 +105,21 @@ impl Containers<'_> {
     }
 
     /// `commit`: the writable layer as a new image on the container's.
+    /// `pause`: a running container is frozen meanwhile (Docker's default),
+    /// so the layer is read as of one moment.
     pub fn commit(
         &self,
         s: &str,
         opts: &CommitOptions,
         name: Option<&Reference>,
+        pause: bool,
         progress: &dyn strata_image::progress::Progress,
     ) -> Result<strata_store::Digest> {
         let c = self.get(s)?;
+        let _paused = match pause && self.status(&c)?.is_running() {
+            true => Some(Paused::new(&c)?),
+            false => None,
+        };
         let parent: strata_store::Digest = c.row.image.parse().map_err(|_| {
             ContainerError::Invalid(format!("container {} names no image", c.name()))
         })?;
@@ -156,26 +164,136 @@ impl Containers<'_> {
         result
     }
 
-    /// `cp`: copies a file or tree between a container and the host.
+    /// `cp`: copies a file or tree between a container and the host,
+    /// volumes and bind mounts included, as the container sees them.
     pub fn copy(&self, from: &CopyEnd, to: &CopyEnd) -> Result<()> {
         match (from, to) {
             (CopyEnd::Container(c, src), CopyEnd::Host(dst)) => {
                 let c = self.get(c)?;
-                self.with_rootfs(&c, |rootfs| {
-                    let root = fsops::open_dir(rootfs).map_err(io_at(rootfs))?;
-                    copy_between(Some(root.as_fd()), src, None, &dst.to_string_lossy())
-                })
+                let dst = Side::host(dst);
+                self.with_tree(&c, src, |src| copy_between(&src, &dst))
             }
             (CopyEnd::Host(src), CopyEnd::Container(c, dst)) => {
                 let c = self.get(c)?;
-                self.with_rootfs(&c, |rootfs| {
-                    let root = fsops::open_dir(rootfs).map_err(io_at(rootfs))?;
-                    copy_between(None, &src.to_string_lossy(), Some(root.as_fd()), dst)
-                })
+                let src = Side::host(src);
+                self.with_tree(&c, dst, |dst| copy_between(&src, &dst))
             }
             _ => Err(ContainerError::Invalid(
                 "copying needs one end in a container (CONTAINER:PATH) and one on the host".into(),
             )),
+        }
+    }
+
+    /// Runs `f` on `path` in the container's tree as its processes see it.
+    /// A running container's own root (`/proc/<pid>/root`) has its volumes,
+    /// binds and tmpfs mounted already. For a stopped one, a path under a
+    /// volume or bind mount is found in that volume or host folder, and any
+    /// other in its writable layer, mounted for the call.
+    fn with_tree<T>(
+        &self,
+        c: &Container,
+        path: &str,
+        f: impl FnOnce(Side) -> Result<T>,
+    ) -> Result<T> {
+        if let Status::Running { pid, .. } = self.status(c)? {
+            let proc_root = PathBuf::from(format!("/proc/{pid}/root"));
+            let root = fsops::open_dir(&proc_root).map_err(io_at(&proc_root))?;
+            return f(Side::inside(root.as_fd(), path, None));
+        }
+        match covering_mount(&c.config.mounts, path) {
+            Some((MountKind::Volume { name, subpath, .. }, rest, mount_name)) => {
+                let mut result = None;
+                self.volumes.with_mounted(name, |data| {
+                    let root = fsops::open_dir(data).map_err(strata_volume::io_at(data))?;
+                    let sub = subpath.as_deref().unwrap_or("");
+                    let root = fsops::open_in_root(root.as_fd(), sub.as_bytes(), dir_flags())
+                        .map_err(strata_volume::io_at(data.join(sub)))?;
+                    result = Some(f(Side::inside(root.as_fd(), &rest, Some(mount_name))));
+                    Ok(())
+                })?;
+                result.expect("with_mounted ran it")
+            }
+            Some((MountKind::Bind { source, .. }, rest, mount_name)) => {
+                let root = fsops::open_dir(source).map_err(io_at(source))?;
+                f(Side::inside(root.as_fd(), &rest, Some(mount_name)))
+            }
+            // A stopped container's tmpfs holds nothing: what is there is
+            // the layer's own folder.
+            Some((MountKind::Tmpfs { .. }, ..)) | None => self.with_rootfs(c, |rootfs| {
+                let root = fsops::open_dir(rootfs).map_err(io_at(rootfs))?;
+                f(Side::inside(root.as_fd(), path, None))
+            }),
+        }
+    }
+}
+
+/// The container mount whose target holds `path` (the deepest one), the
+/// rest of the path below its target, and the target's own name.
+fn covering_mount<'m>(
+    mounts: &'m [crate::MountPoint],
+    path: &str,
+) -> Option<(&'m MountKind, String, &'m str)> {
+    let path = strata_mountspec::clean_container_path(path);
+    mounts
+        .iter()
+        .filter_map(|m| {
+            let rest = path.strip_prefix(m.target.as_str())?;
+            (rest.is_empty() || rest.starts_with('/')).then_some((m, rest))
+        })
+        .max_by_key(|(m, _)| m.target.len())
+        .map(|(m, rest)| {
+            let name = m.target.rsplit('/').next().unwrap_or_default();
+            (&m.kind, format!("/{}", rest.trim_start_matches('/')), name)
+        })
+}
+
+fn dir_flags() -> OFlags {
+    OFlags::PATH | OFlags::DIRECTORY
+}
+
+/// One end of a copy: a path inside a container's tree (resolved in
+/// `root`) or on the host (`root` None).
+struct Side<'a> {
+    root: Option<BorrowedFd<'a>>,
+    path: String,
+    /// What the root itself is called, when `path` names it (a volume's
+    /// mount point): the name a copy of it gets.
+    root_name: Option<&'a str>,
+}
+
+impl<'a> Side<'a> {
+    fn host(path: &Path) -> Side<'a> {
+        Side {
+            root: None,
+            path: path.to_string_lossy().into_owned(),
+            root_name: None,
+        }
+    }
+
+    fn inside(root: BorrowedFd<'a>, path: &str, root_name: Option<&'a str>) -> Side<'a> {
+        Side {
+            root: Some(root),
+            path: path.to_owned(),
+            root_name,
+        }
+    }
+}
+
+/// A container frozen for as long as this lives.
+struct Paused(strata_runtime::Runc, String);
+
+impl Paused {
+    fn new(c: &Container) -> Result<Paused> {
+        let runtime = strata_runtime::Runc::new(&c.config.runtime);
+        runtime.pause(c.id())?;
+        Ok(Paused(runtime, c.id().to_owned()))
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.resume(&self.1) {
+            tracing::warn!("resuming container {}: {e}", self.1);
         }
     }
 }
@@ -198,14 +316,31 @@ fn in_lower(root: BorrowedFd, path: &str) -> bool {
 /// or on the host (`root` None).
 fn open_dir_at(root: Option<BorrowedFd>, path: &str) -> std::io::Result<OwnedFd> {
     match root {
-        Some(r) => fsops::open_in_root(r, path.as_bytes(), OFlags::PATH | OFlags::DIRECTORY),
+        Some(r) => fsops::open_in_root(r, path.as_bytes(), dir_flags()),
         None => fsops::open_dir(Path::new(if path.is_empty() { "." } else { path })),
     }
 }
 
-/// The parent directory of `path` (opened) and its last component.
-fn split(root: Option<BorrowedFd>, path: &str) -> std::io::Result<(OwnedFd, Vec<u8>)> {
+/// A file to copy: the directory that holds it (opened), its name there,
+/// and the name a copy of it gets.
+struct Located {
+    dir: OwnedFd,
+    name: Vec<u8>,
+    copy_name: Vec<u8>,
+}
+
+/// Finds `side.path`: its parent directory and last component, or, for the
+/// root of a mount, the root itself.
+fn locate(side: &Side) -> std::io::Result<Located> {
+    let path = side.path.as_str();
     let trimmed = path.trim_end_matches('/');
+    if let (Some(root), Some(root_name), "") = (side.root, side.root_name, trimmed) {
+        return Ok(Located {
+            dir: fsops::open_in_root(root, b".", dir_flags())?,
+            name: b".".to_vec(),
+            copy_name: root_name.as_bytes().to_vec(),
+        });
+    }
     let (parent, name) = match trimmed.rsplit_once('/') {
         Some((p, n)) => (if p.is_empty() { "/" } else { p }, n),
         None => ("", trimmed),
@@ -216,25 +351,32 @@ fn split(root: Option<BorrowedFd>, path: &str) -> std::io::Result<(OwnedFd, Vec<
             format!("'{path}' names no file or directory to copy"),
         ));
     }
-    Ok((open_dir_at(root, parent)?, name.as_bytes().to_vec()))
+    Ok(Located {
+        dir: open_dir_at(side.root, parent)?,
+        name: name.as_bytes().to_vec(),
+        copy_name: name.as_bytes().to_vec(),
+    })
 }
 
-/// Copies `src` (in `src_root`) to `dst` (in `dst_root`), as `docker cp`:
-/// into `dst` when it is an existing directory, else as `dst`.
-fn copy_between(
-    src_root: Option<BorrowedFd>,
-    src: &str,
-    dst_root: Option<BorrowedFd>,
-    dst: &str,
-) -> Result<()> {
-    let (src_dir, src_name) = split(src_root, src).map_err(io_at(src))?;
+/// Copies `src` to `dst`, as `docker cp`: into `dst` when it is an
+/// existing directory, else as `dst`.
+fn copy_between(src: &Side, dst: &Side) -> Result<()> {
+    let Located {
+        dir: src_dir,
+        name: src_name,
+        copy_name,
+    } = locate(src).map_err(io_at(&src.path))?;
     let st = fsops::lstat_at(src_dir.as_fd(), &src_name)
-        .map_err(io_at(src))?
-        .ok_or_else(|| io_at(src)(std::io::ErrorKind::NotFound.into()))?;
-    let (dst_dir, dst_name) = match open_dir_at(dst_root, dst) {
-        Ok(dir) => (dir, src_name.clone()),
-        Err(_) => split(dst_root, dst).map_err(io_at(dst))?,
+        .map_err(io_at(&src.path))?
+        .ok_or_else(|| io_at(&src.path)(std::io::ErrorKind::NotFound.into()))?;
+    let (dst_dir, dst_name) = match open_dir_at(dst.root, &dst.path) {
+        Ok(dir) => (dir, copy_name),
+        Err(_) => {
+            let at = locate(dst).map_err(io_at(&dst.path))?;
+            (at.dir, at.name)
+        }
     };
+    let (src, dst) = (src.path.as_str(), dst.path.as_str());
     let dst_path = String::from_utf8_lossy(&dst_name).into_owned();
     let dst_err = io_at(&dst_path);
     if fsops::is_dir(&st) {

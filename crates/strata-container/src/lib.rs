@@ -21,6 +21,7 @@ mod lifecycle;
 pub mod monitor;
 mod names;
 mod query;
+mod start;
 pub mod user;
 
 use std::collections::HashSet;
@@ -32,8 +33,10 @@ use strata_volume::Volumes;
 
 pub use config::{ContainerConfig, MountKind, MountPoint};
 pub use create::CreateOptions;
-pub use lifecycle::{ExecOptions, Started};
+pub use lifecycle::ExecOptions;
+pub use monitor::MonitorRequest;
 pub use query::{Change, ChangeKind, Status, Summary};
+pub use start::{Attached, Started};
 
 /// The snapshot label value marking a container's writable layer.
 pub const SNAPSHOT_OWNER: &str = "container";
@@ -79,10 +82,9 @@ pub(crate) fn io_at(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> 
     move |source| ContainerError::Io { path, source }
 }
 
-/// How to start a monitor: `strata` re-executing itself, told which
-/// container to watch. The binary supplies it (it knows its own command
-/// line).
-pub type MonitorCommand<'a> = dyn Fn(&str) -> std::process::Command + 'a;
+/// How to start a monitor: `strata` re-executing itself, told what to
+/// watch. The binary supplies it (it knows its own command line).
+pub type MonitorCommand<'a> = dyn Fn(&monitor::MonitorRequest) -> std::process::Command + 'a;
 
 /// The containers of one store.
 pub struct Containers<'s> {
@@ -119,13 +121,13 @@ impl<'s> Containers<'s> {
     pub fn new(store: &'s Store, volumes: Volumes) -> Containers<'s> {
         Containers {
             volumes,
-            dir: store.root().join("containers"),
+            dir: containers_dir(store.root()),
             store,
         }
     }
 
     pub(crate) fn bundle(&self, id: &str) -> PathBuf {
-        self.dir.join(id)
+        bundle_dir(&self.dir, id)
     }
 
     pub(crate) fn rootfs(&self, id: &str) -> PathBuf {
@@ -133,11 +135,11 @@ impl<'s> Containers<'s> {
     }
 
     pub(crate) fn state_file(&self, id: &str) -> PathBuf {
-        self.bundle(id).join("state.json")
+        state_file(&self.bundle(id))
     }
 
     pub fn log_file(&self, id: &str) -> PathBuf {
-        self.bundle(id).join("container.log")
+        log_file(&self.bundle(id))
     }
 
     /// Finds a container by full ID, name, or unique ID prefix.
@@ -245,6 +247,24 @@ impl<'s> Containers<'s> {
             _ => Ok(()),
         }
     }
+}
+
+/// `<root>/containers`: every container's folder.
+pub(crate) fn containers_dir(root: &std::path::Path) -> PathBuf {
+    root.join("containers")
+}
+
+/// A container's folder, which is also its OCI bundle.
+pub(crate) fn bundle_dir(containers: &std::path::Path, id: &str) -> PathBuf {
+    containers.join(id)
+}
+
+pub(crate) fn state_file(bundle: &std::path::Path) -> PathBuf {
+    bundle.join("state.json")
+}
+
+pub(crate) fn log_file(bundle: &std::path::Path) -> PathBuf {
+    bundle.join("container.log")
 }
 
 pub(crate) fn snapshot_key(id: &str) -> String {

@@ -1,138 +1,16 @@
 //! start, stop, kill, wait, exec, rm, rename, prune.
 
-use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use strata_runtime::{Runc, Runtime, bundle};
-use strata_snapshot::{SnapshotError, mount};
+use strata_snapshot::SnapshotError;
 use strata_store::meta::containers as meta;
 
 use crate::query::Status;
 use crate::{Container, ContainerError, Containers, Result, io_at, short, snapshot_key};
 
-/// The file descriptor a monitor reports its start on (see
-/// [`strata_runtime::monitor::Plan::ready`]).
-pub const READY_FD: i32 = 3;
-
-/// How `start` left the container.
-pub enum Started {
-    /// Running, watched by a monitor in the background.
-    Detached,
-    /// The monitor runs attached to our stdio: wait for it, its exit code
-    /// is the container's.
-    Attached(Child),
-    /// It was running already.
-    AlreadyRunning,
-}
-
 impl Containers<'_> {
-    /// Starts a created or stopped container: mounts its root filesystem
-    /// and hands it to a monitor. `attached`: the monitor uses our stdio
-    /// (`run` without `-d`); else it runs in its own session and we wait
-    /// only until the container has started.
-    pub fn start(
-        &self,
-        s: &str,
-        attached: bool,
-        monitor: &crate::MonitorCommand<'_>,
-    ) -> Result<Started> {
-        let c = self.get(s)?;
-        if self.status(&c)?.is_running() {
-            if attached {
-                return Err(ContainerError::Conflict(format!(
-                    "container {} is already running",
-                    c.name()
-                )));
-            }
-            return Ok(Started::AlreadyRunning);
-        }
-        self.store.begin_write()?;
-        self.mount_rootfs(&c)?;
-        let mut cmd = monitor(c.id());
-        if attached {
-            let child = cmd.spawn().map_err(io_at("strata monitor"))?;
-            return Ok(Started::Attached(child));
-        }
-        let (mut read, write) = ready_pipe()?;
-        let raw = write.as_raw_fd();
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // SAFETY: between fork and exec only async-signal-safe calls:
-        // setsid and dup2.
-        unsafe {
-            cmd.pre_exec(move || {
-                rustix::process::setsid()?;
-                if raw == READY_FD {
-                    // Already in place: only drop close-on-exec.
-                    if libc::fcntl(raw, libc::F_SETFD, 0) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                } else if libc::dup2(raw, READY_FD) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().map_err(io_at("strata monitor"))?;
-        drop(cmd);
-        drop(write);
-        let mut said = String::new();
-        let _ = read.read_to_string(&mut said);
-        if said.starts_with("started") {
-            // The monitor lives on; nobody waits for it but init.
-            std::mem::forget(child);
-            return Ok(Started::Detached);
-        }
-        let _ = child.wait();
-        let why = said
-            .trim()
-            .strip_prefix("error: ")
-            .map(String::from)
-            .unwrap_or_else(|| {
-                let tail = self.log_tail(c.id());
-                format!(
-                    "the runtime could not start it{}",
-                    if tail.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {tail}")
-                    }
-                )
-            });
-        Err(ContainerError::Invalid(format!(
-            "container {} failed to start: {why}",
-            c.name()
-        )))
-    }
-
-    /// The last lines of a container's log, for error messages.
-    fn log_tail(&self, id: &str) -> String {
-        let mut out = Vec::new();
-        let opts = strata_runtime::logs::ReadOptions {
-            tail: Some(3),
-            ..Default::default()
-        };
-        let mut err = Vec::new();
-        let _ = strata_runtime::logs::read(&self.log_file(id), &opts, &mut out, &mut err, &|| true);
-        out.extend(err);
-        String::from_utf8_lossy(&out).trim().replace('\n', "; ")
-    }
-
-    pub(crate) fn mount_rootfs(&self, c: &Container) -> Result<()> {
-        let rootfs = self.rootfs(c.id());
-        if mount::is_mounted(&rootfs).map_err(io_at(&rootfs))? {
-            return Ok(());
-        }
-        let mounts = self.store.snapshots()?.mounts(&snapshot_key(c.id()))?;
-        std::fs::create_dir_all(&rootfs).map_err(io_at(&rootfs))?;
-        mount::mount(&mounts, &rootfs)?.keep();
-        Ok(())
-    }
-
     /// Sends the stop signal, then SIGKILL after the timeout.
     pub fn stop(&self, s: &str, timeout: Option<u64>) -> Result<Container> {
         let c = self.get(s)?;
@@ -286,6 +164,27 @@ impl Containers<'_> {
         Ok(removed)
     }
 
+    /// `attach`: the socket a running container's monitor serves its
+    /// stdio on (see [`strata_runtime::attach`]).
+    pub fn attach_socket(&self, s: &str) -> Result<(Container, std::path::PathBuf)> {
+        let c = self.get(s)?;
+        if !self.status(&c)?.is_running() {
+            return Err(ContainerError::Conflict(format!(
+                "you cannot attach to a stopped container {}; start it first (strata start -a {})",
+                c.name(),
+                c.name()
+            )));
+        }
+        let socket = self.bundle(c.id()).join(strata_runtime::attach::SOCKET);
+        if !socket.exists() {
+            return Err(ContainerError::Conflict(format!(
+                "container {} was started by a strata without attach; restart it to attach",
+                c.name()
+            )));
+        }
+        Ok((c, socket))
+    }
+
     /// `exec`: runs another process in a running container, with our
     /// stdio; returns its exit code.
     pub fn exec(&self, s: &str, opts: &ExecOptions) -> Result<i32> {
@@ -337,10 +236,4 @@ pub struct ExecOptions {
     pub tty: bool,
     pub interactive: bool,
     pub detach: bool,
-}
-
-fn ready_pipe() -> Result<(std::fs::File, OwnedFd)> {
-    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .map_err(|e| io_at("pipe")(e.into()))?;
-    Ok((std::fs::File::from(r), w))
 }

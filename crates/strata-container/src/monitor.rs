@@ -1,70 +1,192 @@
-//! The container side of the monitor: what `strata` does when re-executed
-//! to watch a container. It writes the bundle for this start (user and
-//! volume subpaths resolved now, inside the container's and volumes'
-//! roots), runs the container through the runtime, then unmounts its root
-//! filesystem, and removes the container if it was made with `--rm`.
+//! The monitor: the one process that stays with a running container, since
+//! Strata has no daemon.
+//!
+//! A start takes two processes. The `strata` that starts a container (the
+//! starter) mounts its root filesystem and writes the bundle (see
+//! [`Containers::start`]); then it launches the monitor (`strata
+//! container-monitor`), which runs the bundle through the runtime without
+//! opening the store and reports on a channel, a socket at [`CHANNEL_FD`]:
+//! `started` once the container runs, then `exited CODE` or `error: WHY`.
+//!
+//! After the exit someone tidies up ([`Containers::cleanup`]). An attached
+//! starter (`run` without `-d`) does it as soon as it hears the exit and
+//! answers `cleaned`, so `run --rm` returns without waiting for a second
+//! process to open the store. When nobody answers (a detached start, or a
+//! starter that died), the monitor does it.
 
-use std::fs::File;
-use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::io::{Read, Write};
+use std::os::fd::FromRawFd;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Mode, OFlags};
-use strata_archive::fsops;
+use strata_runtime::Runc;
 use strata_runtime::monitor::{Plan, Stdio3};
-use strata_runtime::{Runc, bundle};
 
-use strata_volume::Caller;
+use crate::{ContainerError, Containers, Result, bundle_dir, containers_dir, log_file, state_file};
 
-use crate::config::MountKind;
-use crate::lifecycle::READY_FD;
-use crate::{Container, Containers, Result, io_at};
+/// Where the monitor finds its channel to the starter.
+pub const CHANNEL_FD: i32 = 3;
+
+/// What a monitor is told on its command line: enough to run the bundle the
+/// starter wrote, without the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorRequest {
+    pub id: String,
+    /// The OCI runtime (`runc`, or a path).
+    pub runtime: PathBuf,
+    pub stdio: Stdio3,
+}
+
+/// What the monitor tells the starter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Report {
+    Started,
+    Exited(i32),
+    Failed(String),
+}
+
+/// The starter's answer once it has tidied up after the exit.
+const CLEANED: &str = "cleaned";
+
+impl Report {
+    fn line(&self) -> String {
+        match self {
+            Report::Started => "started\n".into(),
+            Report::Exited(code) => format!("exited {code}\n"),
+            Report::Failed(why) => format!("error: {}\n", why.replace('\n', " ")),
+        }
+    }
+
+    fn parse(line: &str) -> Option<Report> {
+        if line == "started" {
+            return Some(Report::Started);
+        }
+        if let Some(code) = line.strip_prefix("exited ") {
+            return code.parse().ok().map(Report::Exited);
+        }
+        line.strip_prefix("error: ")
+            .map(|why| Report::Failed(why.to_owned()))
+    }
+}
+
+/// One end of the channel between starter and monitor.
+pub(crate) struct Channel(UnixStream);
+
+impl Channel {
+    pub(crate) fn pair() -> std::io::Result<(Channel, UnixStream)> {
+        let (ours, theirs) = UnixStream::pair()?;
+        Ok((Channel(ours), theirs))
+    }
+
+    /// The next report; None when the other side closed without one.
+    pub(crate) fn next(&mut self) -> Option<Report> {
+        Report::parse(&self.read_line()?)
+    }
+
+    fn read_line(&mut self) -> Option<String> {
+        // Byte by byte: the lines are short and rare, and nothing may be
+        // read past the one asked for.
+        let mut line = Vec::new();
+        let mut byte = [0u8];
+        loop {
+            match self.0.read(&mut byte) {
+                Ok(1) if byte[0] == b'\n' => break,
+                Ok(1) => line.push(byte[0]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                _ => return None,
+            }
+        }
+        String::from_utf8(line).ok()
+    }
+
+    fn say(&mut self, line: &str) -> bool {
+        self.0.write_all(format!("{line}\n").as_bytes()).is_ok()
+    }
+
+    pub(crate) fn report(&mut self, report: &Report) -> bool {
+        self.0.write_all(report.line().as_bytes()).is_ok()
+    }
+
+    pub(crate) fn cleaned(&mut self) -> bool {
+        self.say(CLEANED)
+    }
+}
+
+/// What watching a container came to.
+pub struct Watched {
+    /// The container's exit code, or why it could not run.
+    pub code: Result<i32>,
+    /// Nobody tidied up after it: the caller must ([`Containers::cleanup`]).
+    pub cleanup_is_ours: bool,
+}
+
+/// The monitor's work: runs the bundle the starter wrote for container
+/// `req.id` under `root` to its end, telling the starter how it goes.
+pub fn watch(root: &Path, req: &MonitorRequest) -> Watched {
+    let mut channel = inherited_channel();
+    let bundle = bundle_dir(&containers_dir(root), &req.id);
+    let runtime = Runc::new(&req.runtime);
+    let mut started = channel.0.try_clone().ok().map(Channel);
+    let code = strata_runtime::monitor::run(Plan {
+        runtime: &runtime,
+        id: &req.id,
+        bundle: &bundle,
+        log: &log_file(&bundle),
+        state: &state_file(&bundle),
+        stdio: req.stdio,
+        on_start: Box::new(move || {
+            if let Some(c) = started.as_mut() {
+                c.report(&Report::Started);
+            }
+        }),
+    })
+    .map_err(ContainerError::from);
+    let report = match &code {
+        Ok(code) => Report::Exited(*code),
+        Err(e) => Report::Failed(e.to_string()),
+    };
+    let cleaned = channel.report(&report) && channel.read_line().as_deref() == Some(CLEANED);
+    Watched {
+        code,
+        cleanup_is_ours: !cleaned,
+    }
+}
+
+/// The channel the starter put at [`CHANNEL_FD`].
+fn inherited_channel() -> Channel {
+    // SAFETY: the starter put the channel at CHANNEL_FD for us; we own it
+    // from here. (Run by hand, fd 3 is whatever it is: every write fails
+    // and the monitor tidies up itself.)
+    let stream = unsafe { UnixStream::from_raw_fd(CHANNEL_FD) };
+    // Not for the runtime or the container: while they hold it open, the
+    // starter would never see it close.
+    let _ = rustix::io::fcntl_setfd(&stream, rustix::io::FdFlags::CLOEXEC);
+    Channel(stream)
+}
 
 impl Containers<'_> {
-    /// Runs the container `id` to its end and returns its exit code.
-    /// `attached`: our stdio is the user's.
-    pub fn monitor(&self, id: &str, attached: bool) -> Result<i32> {
-        let mut ready = (!attached).then(ready_file);
-        let c = self.get(id)?;
-        // Held open until the runtime has mounted them.
-        let mut held = Vec::new();
-        let spec = self.bundle_config(&c, &mut held);
-        let spec = match spec.and_then(|cfg| Ok(bundle::spec(&cfg)?)) {
-            Ok(s) => s,
-            Err(e) => {
-                if let Some(r) = ready.as_mut() {
-                    let _ = writeln!(r, "error: {e}");
-                }
-                self.after_exit(&c);
-                return Err(e);
-            }
+    /// Tidies up after a container's run: unmounts its root filesystem,
+    /// lets its volumes go, and removes it if it was made with `--rm`. The
+    /// starter and the monitor may both try: whoever comes second finds
+    /// nothing to do. A container started again meanwhile is left alone.
+    pub fn cleanup(&self, id: &str) -> Result<()> {
+        let c = match self.get(id) {
+            Ok(c) => c,
+            Err(ContainerError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
         };
-        let dir = self.bundle(c.id());
-        bundle::write(&dir, &spec)?;
-        let runtime = Runc::new(&c.config.runtime);
-        let code = strata_runtime::monitor::run(Plan {
-            runtime: &runtime,
-            id: c.id(),
-            bundle: &dir,
-            log: &self.log_file(c.id()),
-            state: &self.state_file(c.id()),
-            stdio: Stdio3 {
-                tty: c.config.tty,
-                interactive: c.config.open_stdin,
-                attached,
-            },
-            ready,
-        });
-        drop(held);
+        if self.status(&c)?.is_running() {
+            return Ok(());
+        }
         self.after_exit(&c);
         if c.config.auto_remove {
             self.store.begin_write()?;
             self.forget(&c, true)?;
         }
-        Ok(code?)
+        Ok(())
     }
 
-    fn after_exit(&self, c: &Container) {
+    pub(crate) fn after_exit(&self, c: &crate::Container) {
         let rootfs = self.rootfs(c.id());
         if let Err(e) = strata_snapshot::mount::unmount(&rootfs) {
             tracing::warn!("unmounting {}: {e}", rootfs.display());
@@ -73,120 +195,37 @@ impl Containers<'_> {
             tracing::warn!("unmounting the volumes of {}: {e}", c.name());
         }
     }
-
-    /// The bundle's description for this start.
-    fn bundle_config(
-        &self,
-        c: &Container,
-        held: &mut Vec<OwnedFd>,
-    ) -> Result<bundle::BundleConfig> {
-        let rootfs = self.rootfs(c.id());
-        let ids = crate::user::resolve(&rootfs, &c.config.user)?;
-        let mut mounts = Vec::new();
-        for m in &c.config.mounts {
-            let mut options = Vec::new();
-            let (typ, source) = match &m.kind {
-                MountKind::Volume { name, subpath, .. } => {
-                    let data = self.volumes.mount(name, Caller::Container(c.id()))?;
-                    let source = match subpath {
-                        Some(sp) => {
-                            let fd = open_subpath(&data, sp).map_err(io_at(data.join(sp)))?;
-                            let path = PathBuf::from(format!(
-                                "/proc/{}/fd/{}",
-                                std::process::id(),
-                                fd.as_raw_fd()
-                            ));
-                            held.push(fd);
-                            path
-                        }
-                        None => data,
-                    };
-                    options.extend(["rbind".to_owned(), "rprivate".to_owned()]);
-                    ("bind", source)
-                }
-                MountKind::Bind {
-                    source,
-                    propagation,
-                } => {
-                    options.extend(["rbind".to_owned(), propagation.clone()]);
-                    ("bind", source.clone())
-                }
-                MountKind::Tmpfs { options: o } => {
-                    options.extend(o.iter().cloned());
-                    ("tmpfs", PathBuf::from("tmpfs"))
-                }
-            };
-            if m.readonly {
-                options.push("ro".into());
-            }
-            mounts.push(bundle::mount(&m.target, typ, &source, &options));
-        }
-        Ok(bundle::BundleConfig {
-            rootfs,
-            readonly: c.config.read_only,
-            hostname: c.config.hostname.clone(),
-            host_network: c.config.network == "host",
-            process: bundle::ProcessConfig {
-                args: c.config.args.clone(),
-                env: c.config.env.clone(),
-                cwd: c.config.working_dir.clone(),
-                uid: ids.uid,
-                gid: ids.gid,
-                additional_gids: ids.additional_gids,
-                terminal: c.config.tty,
-            },
-            mounts,
-            devices: c
-                .config
-                .devices
-                .iter()
-                .map(|d| bundle::Device::from_host(&d.host, &d.container, &d.permissions))
-                .collect::<Result<_, _>>()?,
-        })
-    }
 }
 
-/// The report pipe `start` gave us, if it did.
-fn ready_file() -> File {
-    // SAFETY: `start` put the pipe at READY_FD for us; we own it from here.
-    let file = unsafe { File::from_raw_fd(READY_FD) };
-    // Not for the runtime or the container: while they hold it open, the
-    // `strata` waiting on the other end would never see it close.
-    let _ = rustix::io::fcntl_setfd(&file, rustix::io::FdFlags::CLOEXEC);
-    file
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Opens `sub` inside the volume folder `data`, making the directories
-/// that are missing (going beyond Docker, which wants them to exist). Every
-/// step stays inside the volume: a symlink a container planted there
-/// resolves within it.
-fn open_subpath(data: &Path, sub: &str) -> std::io::Result<OwnedFd> {
-    let root = fsops::open_dir(data)?;
-    let mut walked = String::new();
-    for part in sub.split('/').filter(|p| !p.is_empty() && *p != ".") {
-        walked.push('/');
-        walked.push_str(part);
-        match fsops::open_in_root(
-            root.as_fd(),
-            walked.as_bytes(),
-            OFlags::PATH | OFlags::DIRECTORY,
-        ) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let parent_path = walked.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
-                let parent = fsops::open_in_root(
-                    root.as_fd(),
-                    parent_path.as_bytes(),
-                    OFlags::PATH | OFlags::DIRECTORY,
-                )?;
-                rustix::fs::mkdirat(&parent, part, Mode::from_raw_mode(0o755))?;
-            }
-            Err(e) => return Err(e),
+    fn check(line: &str, expected: Option<Report>) {
+        assert_eq!(Report::parse(line), expected, "{line}");
+        if let Some(r) = expected {
+            assert_eq!(Report::parse(r.line().trim_end()), Some(r));
         }
     }
-    fsops::open_in_root(
-        root.as_fd(),
-        sub.as_bytes(),
-        OFlags::PATH | OFlags::DIRECTORY,
-    )
+
+    #[test]
+    fn reports_read_back() {
+        check("started", Some(Report::Started));
+        check("exited 0", Some(Report::Exited(0)));
+        check("exited 137", Some(Report::Exited(137)));
+        check("exited -1", Some(Report::Exited(-1)));
+        check("exited x", None);
+        check(
+            "error: no such file",
+            Some(Report::Failed("no such file".into())),
+        );
+        check("cleaned", None);
+        check("", None);
+    }
+
+    #[test]
+    fn a_report_is_one_line() {
+        let r = Report::Failed("two\nlines".into());
+        assert_eq!(r.line(), "error: two lines\n");
+    }
 }

@@ -19,10 +19,6 @@
 //!   bind mounts are always recursive. `bind-nonrecursive` is refused, as
 //!   current Docker also does.
 //! - `type=image` and `type=api-socket` are refused as not supported.
-//! - `-v ./dir:/dst`: the Docker CLI (since 23.0) resolves a `.`-relative
-//!   host path against its working directory. [`parse_volume`] has no working
-//!   directory, so such a source is read as a volume name and refused with the
-//!   daemon's message, which says to use an absolute path.
 //! - Windows forms are not recognised: no drive letters in `-v`, and a
 //!   backslash is an ordinary character, never a separator.
 //! - An anonymous `-v /dst` target must be absolute and not `/`, like every
@@ -62,6 +58,13 @@ pub use mount::parse_mount;
 pub use size::parse_size;
 pub use tmpfs::parse_tmpfs;
 pub use volume::{parse_volume, validate_volume_name};
+
+/// A path inside a container as mount targets are stored: absolute (a
+/// relative one is taken from `/`, as `docker cp` does) and cleaned like
+/// Go's `path.Clean`, so it compares with a target component by component.
+pub fn clean_container_path(path: &str) -> String {
+    path::clean_str(&format!("/{path}"))
+}
 
 /// Mount propagation of a bind mount, spelled as Docker spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]

@@ -7,9 +7,9 @@
 //! source exists, which is this crate's only filesystem access.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::path::{check_target, clean, clean_str, is_local};
+use crate::path::{check_target, clean, clean_str, is_local, resolve};
 use crate::{MountSpec, Propagation, Source, SpecError, csv, parse_size, validate_volume_name};
 
 /// Parses one `--mount` value; a source starting with `.` is resolved
@@ -342,15 +342,6 @@ pub(crate) fn parse_octal(text: &str) -> Option<u32> {
         return None;
     }
     u32::from_str_radix(text, 8).ok()
-}
-
-/// The CLI's `filepath.Abs` of a relative source written with a leading `.`.
-fn resolve(source: &str, cwd: &Path) -> PathBuf {
-    if !source.starts_with('/') && source.starts_with('.') {
-        clean(&cwd.join(source))
-    } else {
-        PathBuf::from(source)
-    }
 }
 
 /// A volume source that is (or, starting with `.`, became) a path gets a

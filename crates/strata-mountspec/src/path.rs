@@ -30,6 +30,22 @@ pub(crate) fn clean(path: &Path) -> PathBuf {
     kept.iter().collect()
 }
 
+/// The CLI's `filepath.Abs` of a host path written relative, with a
+/// leading `.` (`./data`, `../x`, `.`); any other source stays as written.
+pub(crate) fn resolve(source: &str, cwd: &Path) -> PathBuf {
+    if is_relative_path(source) {
+        clean(&cwd.join(source))
+    } else {
+        PathBuf::from(source)
+    }
+}
+
+/// A source the CLI reads as a relative host path. A volume name can never
+/// start with `.`, so this takes nothing away from names.
+pub(crate) fn is_relative_path(source: &str) -> bool {
+    source.starts_with('.')
+}
+
 /// [`clean`] for text; cleaning valid UTF-8 only drops whole components, so
 /// the result is still valid UTF-8.
 pub(crate) fn clean_str(path: &str) -> String {

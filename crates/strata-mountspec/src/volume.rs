@@ -1,15 +1,20 @@
 //! `-v/--volume [SOURCE:]TARGET[:OPTIONS]`. The short form is the one most
 //! command lines and scripts use, and its meaning hangs on small details: a
-//! source starting with `/` is a host path, anything else a volume name, no
-//! source an anonymous volume; each option kind may appear once. The CLI's
+//! source starting with `/` is a host path, one starting with `.` a host
+//! path relative to the working directory (as the CLI has resolved them
+//! since Docker 23), anything else a volume name, no source an anonymous
+//! volume; each option kind may appear once. The CLI's
 //! split (`volumespec.Parse`) runs first, then the daemon's checks
 //! (`ParseMountRaw`), then the `local` driver's name rule, as in Docker.
 
-use crate::path::{check_target, clean};
+use std::path::Path;
+
+use crate::path::{check_target, clean, is_relative_path, resolve};
 use crate::{MountSpec, Propagation, Relabel, Source, SpecError};
 
-/// Parses one `-v` value.
-pub fn parse_volume(spec: &str) -> Result<MountSpec, SpecError> {
+/// Parses one `-v` value; `cwd` is what a `.`-relative host path is
+/// relative to.
+pub fn parse_volume(spec: &str, cwd: &Path) -> Result<MountSpec, SpecError> {
     let Some(sections) = split(spec)? else {
         return anonymous(spec);
     };
@@ -18,7 +23,7 @@ pub fn parse_volume(spec: &str) -> Result<MountSpec, SpecError> {
             spec: spec.to_owned(),
         });
     }
-    with_source(spec, sections)
+    with_source(spec, sections, cwd)
 }
 
 /// Docker's rule for names of `local` volumes: `^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`,
@@ -92,7 +97,7 @@ fn anonymous(spec: &str) -> Result<MountSpec, SpecError> {
     })
 }
 
-fn with_source(spec: &str, sections: Sections) -> Result<MountSpec, SpecError> {
+fn with_source(spec: &str, sections: Sections, cwd: &Path) -> Result<MountSpec, SpecError> {
     let Sections {
         source,
         target,
@@ -102,14 +107,14 @@ fn with_source(spec: &str, sections: Sections) -> Result<MountSpec, SpecError> {
     let modes = Modes::parse(mode).ok_or_else(|| SpecError::InvalidMode {
         mode: mode.to_owned(),
     })?;
-    let kind = if source.starts_with('/') {
+    let kind = if source.starts_with('/') || is_relative_path(source) {
         "bind"
     } else {
         "volume"
     };
     let target = check_target(target).map_err(|reason| invalid(spec, kind, reason))?;
     let source = if kind == "bind" {
-        bind(source, &modes)
+        bind(&resolve(source, cwd), &modes)
     } else {
         volume(source, &modes)
     }
@@ -128,12 +133,12 @@ fn with_source(spec: &str, sections: Sections) -> Result<MountSpec, SpecError> {
     })
 }
 
-fn bind(path: &str, modes: &Modes) -> Result<Source, SpecError> {
+fn bind(path: &Path, modes: &Modes) -> Result<Source, SpecError> {
     if modes.nocopy {
         return Err(SpecError::NoCopyOnBind);
     }
     Ok(Source::Bind {
-        path: clean(path.as_ref()),
+        path: clean(path),
         propagation: modes.propagation.unwrap_or_default(),
         create_source: true,
     })

@@ -9,8 +9,11 @@
 //!   its output into the log and records its exit, so the `strata` that
 //!   started it may leave (Strata has no daemon);
 //! - [`logs`]: the log file format (Docker's json-file lines) and reading
-//!   it back, following if asked.
+//!   it back, following if asked;
+//! - [`attach`]: the monitor serving a container's stdio on a socket, and
+//!   the client `strata attach` uses.
 
+pub mod attach;
 pub mod bundle;
 pub mod logs;
 pub mod monitor;

@@ -22,6 +22,7 @@ use std::time::Duration;
 use rustix::fd::BorrowedFd;
 use rustix::termios;
 
+use crate::attach::{self, Hub};
 use crate::logs::{LogWriter, Stream};
 use crate::state::{self, RunState};
 use crate::{Result, Runtime, io_at};
@@ -44,9 +45,8 @@ pub struct Plan<'a> {
     pub log: &'a Path,
     pub state: &'a Path,
     pub stdio: Stdio3,
-    /// Written "started\n" once the container runs, then closed: how the
-    /// `strata` that launched the monitor learns the start succeeded.
-    pub ready: Option<File>,
+    /// Called once the container runs (the runtime wrote its pid file).
+    pub on_start: Box<dyn FnMut() + 'a>,
 }
 
 /// Runs the container to its end; returns its exit code.
@@ -68,9 +68,9 @@ pub fn run(mut plan: Plan) -> Result<i32> {
     ));
     let pid_file = plan.bundle.join("pid");
     let _ = std::fs::remove_file(&pid_file);
-    let ready = plan.ready.take();
-    let (child, copiers) = spawn(&plan, &pid_file, &log)?;
-    let status = wait_started(child, &pid_file, &mut record, &plan, ready)?;
+    let on_start = std::mem::replace(&mut plan.on_start, Box::new(|| {}));
+    let (child, copiers, hub) = spawn(&plan, &pid_file, &log)?;
+    let status = wait_started(child, &pid_file, &mut record, &plan, on_start)?;
     for c in copiers {
         let _ = c.join();
     }
@@ -80,6 +80,8 @@ pub fn run(mut plan: Plan) -> Result<i32> {
     record.exit_code = Some(code);
     record.finished_at = Some(jiff::Timestamp::now().to_string());
     state::write(plan.state, &record)?;
+    hub.exit(code);
+    let _ = std::fs::remove_file(plan.bundle.join(attach::SOCKET));
     Ok(code)
 }
 
@@ -104,13 +106,21 @@ fn ignore_job_signals() {
 type Copiers = Vec<std::thread::JoinHandle<()>>;
 
 /// Starts the runtime with the container's stdio, and the threads that
-/// copy it.
-fn spawn(plan: &Plan, pid_file: &Path, log: &Arc<Mutex<LogWriter>>) -> Result<(Child, Copiers)> {
+/// copy it; the hub that serves it to `strata attach`.
+fn spawn(
+    plan: &Plan,
+    pid_file: &Path,
+    log: &Arc<Mutex<LogWriter>>,
+) -> Result<(Child, Copiers, Arc<Hub>)> {
     let mut cmd = plan.runtime.run_command(plan.bundle, plan.id, pid_file);
-    let mut copiers = Vec::new();
     let spawn_err = |e| io_at(PathBuf::from(plan.runtime.name()))(e);
-    if plan.stdio.tty {
-        let (master, slave) = open_pty(plan.stdio.attached).map_err(spawn_err)?;
+    let Stdio3 {
+        tty,
+        interactive,
+        attached,
+    } = plan.stdio;
+    let (child, outputs, hub) = if tty {
+        let (master, slave) = open_pty(attached).map_err(spawn_err)?;
         cmd.stdin(Stdio::from(slave.try_clone().map_err(spawn_err)?));
         cmd.stdout(Stdio::from(slave.try_clone().map_err(spawn_err)?));
         cmd.stderr(Stdio::from(slave));
@@ -119,56 +129,68 @@ fn spawn(plan: &Plan, pid_file: &Path, log: &Arc<Mutex<LogWriter>>) -> Result<(C
         // the master ends when the container's side closes.
         drop(cmd);
         let master = File::from(master);
-        if plan.stdio.interactive && plan.stdio.attached {
-            let to = master.try_clone().map_err(spawn_err)?;
-            std::thread::spawn(move || pump_stdin(to));
-        }
-        copiers.push(copier(
-            master,
-            Stream::Stdout,
-            log.clone(),
-            plan.stdio.attached,
-        ));
-        return Ok((child, copiers));
-    }
-    let stdin = if plan.stdio.interactive && plan.stdio.attached {
-        Stdio::piped()
+        let clone = || master.try_clone().map_err(spawn_err);
+        let input = interactive.then(clone).transpose()?;
+        let pty = attach::Pty {
+            master: clone()?,
+            runtime_pid: child.id(),
+        };
+        let hub = Hub::new(input, Some(pty));
+        (child, vec![(master, Stream::Stdout)], hub)
     } else {
-        Stdio::null()
-    };
-    cmd.stdin(stdin)
+        // A container made with -i keeps its stdin open, for us or for
+        // whoever attaches later.
+        cmd.stdin(if interactive {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(spawn_err)?;
-    drop(cmd);
-    if let Some(to) = child.stdin.take() {
-        std::thread::spawn(move || pump_stdin(File::from(OwnedFd::from(to))));
+        let mut child = cmd.spawn().map_err(spawn_err)?;
+        drop(cmd);
+        let input = child.stdin.take().map(|i| File::from(OwnedFd::from(i)));
+        let out = File::from(OwnedFd::from(child.stdout.take().expect("piped")));
+        let err = File::from(OwnedFd::from(child.stderr.take().expect("piped")));
+        let hub = Hub::new(input, None);
+        (
+            child,
+            vec![(out, Stream::Stdout), (err, Stream::Stderr)],
+            hub,
+        )
+    };
+    let socket = plan.bundle.join(attach::SOCKET);
+    hub.serve(&socket).map_err(io_at(&socket))?;
+    if attached {
+        if interactive {
+            let hub = hub.clone();
+            std::thread::spawn(move || pump_stdin(&hub));
+        }
+        if tty {
+            let hub = hub.clone();
+            attach::on_window_change(move || {
+                if let Ok(size) = termios::tcgetwinsize(std::io::stdin()) {
+                    hub.resize(size);
+                }
+            })
+            .map_err(spawn_err)?;
+        }
     }
-    let out = File::from(OwnedFd::from(child.stdout.take().expect("piped")));
-    let err = File::from(OwnedFd::from(child.stderr.take().expect("piped")));
-    copiers.push(copier(
-        out,
-        Stream::Stdout,
-        log.clone(),
-        plan.stdio.attached,
-    ));
-    copiers.push(copier(
-        err,
-        Stream::Stderr,
-        log.clone(),
-        plan.stdio.attached,
-    ));
-    Ok((child, copiers))
+    let copiers = outputs
+        .into_iter()
+        .map(|(from, stream)| copier(from, stream, log.clone(), hub.clone(), attached))
+        .collect();
+    Ok((child, copiers, hub))
 }
 
 /// Waits for the runtime; on the way, notes the container's pid (when the
-/// runtime writes its pid file) in the state and tells `ready`.
+/// runtime writes its pid file) in the state and calls `on_start`.
 fn wait_started(
     mut child: Child,
     pid_file: &Path,
     record: &mut RunState,
     plan: &Plan,
-    mut ready: Option<File>,
+    mut on_start: Box<dyn FnMut() + '_>,
 ) -> Result<ExitStatus> {
     // A thread blocks in wait(), so the exit is seen the moment it happens
     // (`run` of a quick container waits on exactly that); this thread only
@@ -196,9 +218,7 @@ fn wait_started(
             pid_seen = true;
             record.pid = pid;
             state::write(plan.state, record)?;
-            if let Some(mut r) = ready.take() {
-                let _ = r.write_all(b"started\n");
-            }
+            on_start();
         }
         if let Some(status) = status {
             return status.map_err(io_at(plan.runtime.name()));
@@ -211,26 +231,20 @@ fn read_pid(path: &Path) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-/// Copies one output stream into the log and, when attached, to ours.
+/// Copies one output stream into the log, to whoever is attached and,
+/// when attached, to ours.
 fn copier(
     mut from: File,
     stream: Stream,
     log: Arc<Mutex<LogWriter>>,
+    hub: Arc<Hub>,
     attached: bool,
 ) -> std::thread::JoinHandle<()> {
-    // Our own copy of fd 1 or 2: std's stdout handle is locked by whoever
-    // prints in this process, the raw descriptor never is.
-    let mut to = attached
-        .then(|| {
-            let fd = match stream {
-                Stream::Stdout => 1,
-                Stream::Stderr => 2,
-            };
-            // SAFETY: fds 1 and 2 are open for the life of the process.
-            rustix::io::dup(unsafe { BorrowedFd::borrow_raw(fd) }).ok()
-        })
-        .flatten()
-        .map(File::from);
+    let fd = match stream {
+        Stream::Stdout => 1,
+        Stream::Stderr => 2,
+    };
+    let mut to = attached.then(|| attach::dup_stdio(fd).ok()).flatten();
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -245,14 +259,20 @@ fn copier(
             if let Ok(mut l) = log.lock() {
                 let _ = l.write(stream, &buf[..n]);
             }
+            hub.output(stream, &buf[..n]);
         }
     })
 }
 
 /// Passes our stdin to the container until it ends; then closes the
-/// container's stdin (the command sees end of file).
-fn pump_stdin(mut to: File) {
-    let _ = std::io::copy(&mut std::io::stdin().lock(), &mut to);
+/// container's stdin (the command sees end of file), as `docker run -i`.
+fn pump_stdin(hub: &Hub) {
+    let mut stdin = std::io::stdin().lock();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = stdin.read(&mut buf) {
+        hub.input(&buf[..n]);
+    }
+    hub.close_input();
 }
 
 /// A new pseudo-terminal (master, slave). The slave is raw: the terminal

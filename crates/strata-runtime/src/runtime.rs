@@ -34,6 +34,10 @@ pub trait Runtime {
     fn state(&self, id: &str) -> Result<Option<RuntimeState>>;
     /// Forgets a stopped container (`force`: kills it first).
     fn delete(&self, id: &str, force: bool) -> Result<()>;
+    /// Freezes every process of a running container (cgroup freezer).
+    fn pause(&self, id: &str) -> Result<()>;
+    /// Thaws a paused container.
+    fn resume(&self, id: &str) -> Result<()>;
 }
 
 /// runc (or any runtime with its command line) at `path`, keeping its state
@@ -136,5 +140,13 @@ impl Runtime for Runc {
         }
         args.push(id);
         self.call(&args).map(drop)
+    }
+
+    fn pause(&self, id: &str) -> Result<()> {
+        self.call(&["pause", id]).map(drop)
+    }
+
+    fn resume(&self, id: &str) -> Result<()> {
+        self.call(&["resume", id]).map(drop)
     }
 }

@@ -80,6 +80,19 @@ pub fn unmount(target: &Path) -> io::Result<()> {
 
 /// Mounts `mounts` (one description, as our drivers return) at `target`.
 pub fn mount(mounts: &[Mount], target: &Path) -> Result<Mounted, MountError> {
+    mount_with(mounts, target, false)
+}
+
+/// Like [`mount`], for a writable layer that is thrown away after one run
+/// (`run --rm`): overlay gets `volatile`, so it never syncs its upper
+/// directory, and unmounting it does not wait for a flush of the host
+/// filesystem. After a host crash such an upper may not mount again, which
+/// is nothing lost for a layer that was to be removed.
+pub fn mount_scratch(mounts: &[Mount], target: &Path) -> Result<Mounted, MountError> {
+    mount_with(mounts, target, true)
+}
+
+fn mount_with(mounts: &[Mount], target: &Path, volatile: bool) -> Result<Mounted, MountError> {
     let [m] = mounts else {
         return Err(MountError {
             what: "snapshot",
@@ -94,7 +107,12 @@ pub fn mount(mounts: &[Mount], target: &Path) -> Result<Mounted, MountError> {
             lowers,
             upper,
             work,
-        } => overlay(lowers, upper.as_deref(), work.as_deref(), target),
+        } => overlay(
+            lowers,
+            upper.as_deref().zip(work.as_deref()),
+            volatile,
+            target,
+        ),
     }
     .map(|()| Mounted {
         target: target.to_owned(),
@@ -120,15 +138,25 @@ fn bind(source: &Path, readonly: bool, target: &Path) -> Result<(), MountError> 
     Ok(())
 }
 
+/// The upper and work directories of a writable overlay.
+type Upper<'a> = Option<(&'a Path, &'a Path)>;
+
+/// The options an overlay gets besides its directories.
+fn overlay_options(volatile: bool) -> impl Iterator<Item = (&'static str, &'static str)> {
+    let extra = volatile.then_some(("volatile", ""));
+    OVERLAY_OPTIONS.iter().copied().chain(extra)
+}
+
 fn overlay(
     lowers: &[PathBuf],
-    upper: Option<&Path>,
-    work: Option<&Path>,
+    upper: Upper,
+    volatile: bool,
     target: &Path,
 ) -> Result<(), MountError> {
-    match overlay_fsconfig(lowers, upper, work, target) {
+    let volatile = volatile && upper.is_some();
+    match overlay_fsconfig(lowers, upper, volatile, target) {
         Ok(()) => Ok(()),
-        Err(Fsconfig::NoLowerdirPlus) => overlay_legacy(lowers, upper, work, target),
+        Err(Fsconfig::NoLowerdirPlus) => overlay_legacy(lowers, upper, volatile, target),
         Err(Fsconfig::Failed(e)) => Err(e),
     }
 }
@@ -157,8 +185,8 @@ fn kernel_log(fs: &OwnedFd) -> String {
 
 fn overlay_fsconfig(
     lowers: &[PathBuf],
-    upper: Option<&Path>,
-    work: Option<&Path>,
+    upper: Upper,
+    volatile: bool,
     target: &Path,
 ) -> Result<(), Fsconfig> {
     let fail = |what: &'static str, fs: Option<&OwnedFd>, source: Errno| {
@@ -180,12 +208,17 @@ fn overlay_fsconfig(
             Err(e) => return Err(fail("overlay", Some(&fs), e)),
         }
     }
-    if let (Some(upper), Some(work)) = (upper, work) {
+    if let Some((upper, work)) = upper {
         fsconfig_set_string(&fs, "upperdir", upper).map_err(|e| fail("overlay", Some(&fs), e))?;
         fsconfig_set_string(&fs, "workdir", work).map_err(|e| fail("overlay", Some(&fs), e))?;
     }
-    for (key, value) in OVERLAY_OPTIONS {
-        fsconfig_set_string(&fs, *key, *value).map_err(|e| fail("overlay", Some(&fs), e))?;
+    for (key, value) in overlay_options(volatile) {
+        let set = if value.is_empty() {
+            rustix::mount::fsconfig_set_flag(&fs, key)
+        } else {
+            fsconfig_set_string(&fs, key, value)
+        };
+        set.map_err(|e| fail("overlay", Some(&fs), e))?;
     }
     fsconfig_create(&fs).map_err(|e| fail("overlay", Some(&fs), e))?;
     let attrs = if upper.is_none() {
@@ -207,21 +240,26 @@ fn overlay_fsconfig(
 
 fn overlay_legacy(
     lowers: &[PathBuf],
-    upper: Option<&Path>,
-    work: Option<&Path>,
+    upper: Upper,
+    volatile: bool,
     target: &Path,
 ) -> Result<(), MountError> {
     let joined: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
     let mut data = format!("lowerdir={}", joined.join(":"));
-    if let (Some(upper), Some(work)) = (upper, work) {
+    if let Some((upper, work)) = upper {
         data.push_str(&format!(
             ",upperdir={},workdir={}",
             upper.display(),
             work.display()
         ));
     }
-    for (key, value) in OVERLAY_OPTIONS {
-        data.push_str(&format!(",{key}={value}"));
+    for (key, value) in overlay_options(volatile) {
+        data.push(',');
+        data.push_str(key);
+        if !value.is_empty() {
+            data.push('=');
+            data.push_str(value);
+        }
     }
     let err = |source: io::Error, detail: String| MountError {
         what: "overlay",

@@ -71,6 +71,8 @@ pub enum Command {
     /// List containers
     Ps(PsArgs),
     /// Fetch a container's logs
+    /// Attach to a running container's input and output
+    Attach(AttachArgs),
     Logs(LogsArgs),
     /// Block until containers stop, then print their exit codes
     Wait(ContainersArgs),
@@ -118,6 +120,7 @@ pub enum ContainerCommand {
     #[command(alias = "list", alias = "ps")]
     Ls(PsArgs),
     Inspect(InspectArgs),
+    Attach(AttachArgs),
     Logs(LogsArgs),
     Wait(ContainersArgs),
     Exec(ExecArgs),
@@ -554,6 +557,14 @@ pub struct ContainersArgs {
 }
 
 #[derive(Args)]
+pub struct AttachArgs {
+    /// Do not attach stdin
+    #[arg(long)]
+    pub no_stdin: bool,
+    pub container: String,
+}
+
+#[derive(Args)]
 pub struct ContainerArg {
     pub container: String,
 }
@@ -594,6 +605,9 @@ pub struct CommitArgs {
     /// Commit message
     #[arg(short, long)]
     pub message: Option<String>,
+    /// Pause the container during commit
+    #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub pause: bool,
     pub container: String,
     /// [REGISTRY/]NAME[:TAG]
     pub reference: Option<String>,
@@ -633,6 +647,15 @@ pub struct MonitorArgs {
     /// Our stdio is the user's
     #[arg(long)]
     pub attached: bool,
+    /// The container has a terminal
+    #[arg(long)]
+    pub tty: bool,
+    /// The container's stdin stays open
+    #[arg(long)]
+    pub interactive: bool,
+    /// The OCI runtime to run it with
+    #[arg(long)]
+    pub runtime: std::path::PathBuf,
     pub id: String,
 }
 

@@ -11,6 +11,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Parser;
+use strata_container::MonitorRequest;
 use strata_image::{OpenOptions, Store};
 
 use cli::{
@@ -100,13 +101,13 @@ pub fn open_store(settings: &settings::Settings) -> anyhow::Result<Store> {
     )?)
 }
 
-/// How to start a monitor for a container ID: `strata` re-executing
-/// itself with the same store and config.
+/// How to start a monitor: `strata` re-executing itself with the same
+/// store and config (read back by [`container::monitor`]).
 pub fn monitor_command(
     root: PathBuf,
     config: Option<PathBuf>,
-) -> impl Fn(&str, bool) -> std::process::Command {
-    move |id: &str, attached: bool| {
+) -> impl Fn(&MonitorRequest) -> std::process::Command {
+    move |r: &MonitorRequest| {
         let exe = std::env::current_exe().unwrap_or_else(|_| "strata".into());
         let mut c = std::process::Command::new(exe);
         c.arg("--root").arg(&root);
@@ -114,10 +115,16 @@ pub fn monitor_command(
             c.arg("--config").arg(config);
         }
         c.arg("container-monitor");
-        if attached {
-            c.arg("--attached");
+        for (flag, on) in [
+            ("--attached", r.stdio.attached),
+            ("--tty", r.stdio.tty),
+            ("--interactive", r.stdio.interactive),
+        ] {
+            if on {
+                c.arg(flag);
+            }
         }
-        c.arg(id);
+        c.arg("--runtime").arg(&r.runtime).arg(&r.id);
         c
     }
 }
@@ -130,6 +137,8 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Csi(a) => return csi::run(&settings, a, out),
         Command::Serve(a) => return serve::serve(&settings, &a, cli.config.clone()),
         Command::Kubeconfig(a) => return serve::kubeconfig(&settings, &a, out),
+        // The monitor opens the store only if it has to tidy up.
+        Command::Monitor(a) => return container::monitor(&settings, &a),
         command => command,
     };
     let store = open_store(&settings)?;
@@ -142,7 +151,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     let volumes = || volume::service(&store);
     match command {
         Command::Csi(a) => csi::run(&settings, a, out),
-        Command::Serve(_) | Command::Kubeconfig(_) => {
+        Command::Serve(_) | Command::Kubeconfig(_) | Command::Monitor(_) => {
             unreachable!("dispatched before the store opens")
         }
         Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
@@ -169,6 +178,9 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => {
             container::logs(&ctx, &a)
         }
+        Command::Attach(a) | Command::Container(ContainerCommand::Attach(a)) => {
+            container::attach(&ctx, &a)
+        }
         Command::Wait(a) | Command::Container(ContainerCommand::Wait(a)) => {
             container::wait(&ctx, &a, out)
         }
@@ -193,7 +205,6 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             container::inspect(&ctx, &a, false, out)
         }
         Command::Inspect(a) => container::inspect(&ctx, &a, true, out),
-        Command::Monitor(a) => container::monitor(&ctx, &a),
         Command::Volume(VolumeCommand::Create(a)) => {
             store.begin_write()?;
             volume::create(&volumes(), &a, out)

@@ -23,7 +23,7 @@ fn parse_all(text: &str) -> Vec<MountSpec> {
     let _ = parse_size(text);
     let _ = validate_volume_name(text);
     [
-        parse_volume(text),
+        parse_volume(text, Path::new("/")),
         parse_mount(text, Path::new("/")),
         parse_tmpfs(text),
     ]
@@ -128,7 +128,7 @@ proptest! {
             readonly: options.access == Some(true),
             relabel: options.relabel,
         };
-        prop_assert_eq!(parse_volume(&spec), Ok(want.clone()), "-v {}", spec);
+        prop_assert_eq!(parse_volume(&spec, Path::new("/")), Ok(want.clone()), "-v {}", spec);
 
         let mut fields = format!("type=volume,source={name},target={target}");
         if options.access == Some(true) {

@@ -14,7 +14,7 @@ fn check(specs: &[MountSpec], want: Result<(), &str>) {
 
 #[test]
 fn duplicate_targets() {
-    let parsed = |spec: &str| parse_volume(spec).expect("valid -v");
+    let parsed = |spec: &str| parse_volume(spec, Path::new("/")).expect("valid -v");
     let mount = |spec: &str| parse_mount(spec, Path::new("/")).expect("valid --mount");
     let tmp = |spec: &str| parse_tmpfs(spec).expect("valid --tmpfs");
     for (specs, want) in [

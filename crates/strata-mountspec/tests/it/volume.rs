@@ -1,6 +1,7 @@
 //! `-v/--volume`: named, anonymous and bind mounts, every option, and every
 //! refusal of docker/cli `volumespec.Parse` and moby `ParseMountRaw`.
 
+use std::path::Path;
 use strata_mountspec::Propagation::{Private, Rprivate, Rshared, Rslave, Shared, Slave};
 use strata_mountspec::Relabel;
 use strata_mountspec::parse_volume;
@@ -8,9 +9,11 @@ use strata_mountspec::parse_volume;
 use crate::support::{Tweak, Want, anonymous, bind, compare, err, named};
 
 fn check(input: &str, want: Want) {
-    compare(input, parse_volume(input), want);
+    compare(input, parse_volume(input, Path::new(CWD)), want);
 }
 
+/// The working directory `.`-relative host paths resolve against.
+const CWD: &str = "/work/dir";
 const MODES: &str = "(valid: ro or rw, z or Z, nocopy, one of rprivate, private, rshared, shared, rslave, slave, and one of consistent, cached, delegated; each at most once)";
 const NAME_RULE: &str = "includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path";
 
@@ -98,6 +101,14 @@ fn bind_mounts() {
         ("/src:/dst", Ok(bind("/src", "/dst"))),
         ("/src/:/dst/", Ok(bind("/src", "/dst"))),
         ("//src/../etc/./x:/dst", Ok(bind("/etc/x", "/dst"))),
+        // A source starting with `.` is a host path relative to the working
+        // directory, as the Docker CLI resolves it since 23.0.
+        ("./x:/dst", Ok(bind("/work/dir/x", "/dst"))),
+        ("../x/:/dst:ro", Ok(bind("/work/x", "/dst").ro())),
+        (".:/dst", Ok(bind("/work/dir", "/dst"))),
+        ("..:/dst", Ok(bind("/work", "/dst"))),
+        ("../../..:/dst", Ok(bind("/", "/dst"))),
+        (".data:/dst", Ok(bind("/work/dir/.data", "/dst"))),
         ("/src:/dst:ro", Ok(bind("/src", "/dst").ro())),
         ("/src:/dst:rw", Ok(bind("/src", "/dst"))),
         (
@@ -306,12 +317,8 @@ fn volume_name_errors() {
         ),
         ("-a:/data", err(format!("\"-a\" {NAME_RULE}"))),
         ("a b:/data", err(format!("\"a b\" {NAME_RULE}"))),
-        ("../x:/data", err(format!("\"../x\" {NAME_RULE}"))),
         ("a/b:/data", err(format!("\"a/b\" {NAME_RULE}"))),
         ("~/x:/data", err(format!("\"~/x\" {NAME_RULE}"))),
-        // Docker's CLI would resolve this against its directory; `-v` here
-        // has none, so it is a (bad) volume name.
-        ("./x:/data", err(format!("\"./x\" {NAME_RULE}"))),
         // Mode and target errors come before the name's.
         ("a:/data:bogus", err(format!("invalid mode: bogus {MODES}"))),
     ] {

@@ -26,8 +26,8 @@ pub struct Exit(pub i32);
 pub struct Ctx<'a> {
     pub store: &'a Store,
     pub runtime: &'a Path,
-    /// How to start a monitor for a container ID.
-    pub monitor: &'a dyn Fn(&str, bool) -> std::process::Command,
+    /// How to start a monitor.
+    pub monitor: &'a strata_container::MonitorCommand<'a>,
 }
 
 impl Ctx<'_> {
@@ -40,7 +40,7 @@ fn create_options(ctx: &Ctx, a: &CreateArgs) -> anyhow::Result<CreateOptions> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let mut mounts = Vec::new();
     for v in &a.volume {
-        mounts.push(strata_mountspec::parse_volume(v).with_context(|| format!("-v {v}"))?);
+        mounts.push(strata_mountspec::parse_volume(v, &cwd).with_context(|| format!("-v {v}"))?);
     }
     for m in &a.mount {
         mounts
@@ -109,26 +109,31 @@ pub fn create(ctx: &Ctx, a: &CreateArgs, out: &mut dyn Write) -> anyhow::Result<
 pub fn run(ctx: &Ctx, a: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let containers = ctx.containers();
     let c = containers.create(&create_options(ctx, &a.create)?)?;
-    let monitor = |id: &str| (ctx.monitor)(id, !a.detach);
     if a.detach {
-        containers.start(c.id(), false, &monitor)?;
+        containers.start(c.id(), false, ctx.monitor)?;
         writeln!(out, "{}", c.id())?;
         return Ok(());
     }
     out.flush()?;
-    let Started::Attached(mut child) = containers.start(c.id(), true, &monitor)? else {
+    let Started::Attached(attached) = containers.start(c.id(), true, ctx.monitor)? else {
         bail!("container {} did not start attached", c.name());
     };
-    let raw = a.create.tty.then(RawTerminal::enter).flatten();
-    let status = child
-        .wait()
-        .context("waiting for the container's monitor")?;
+    wait_attached(&containers, attached, a.create.tty)
+}
+
+/// Waits for a container running on our stdio; its exit code is ours.
+fn wait_attached(
+    containers: &Containers,
+    attached: strata_container::Attached,
+    tty: bool,
+) -> anyhow::Result<()> {
+    let raw = tty.then(RawTerminal::enter).flatten();
+    let code = containers.wait_attached(attached);
     drop(raw);
-    let code = strata_runtime::monitor::exit_code(status);
-    if code != 0 {
-        return Err(Exit(code).into());
+    match code? {
+        0 => Ok(()),
+        code => Err(Exit(code).into()),
     }
-    Ok(())
 }
 
 /// The user's terminal in raw mode while a `-t` container has it; restored
@@ -165,20 +170,32 @@ pub fn start(ctx: &Ctx, a: &StartArgs, out: &mut dyn Write) -> anyhow::Result<()
         let [name] = a.containers.as_slice() else {
             bail!("you cannot start and attach multiple containers at once");
         };
-        let monitor = |id: &str| (ctx.monitor)(id, true);
-        if let Started::Attached(mut child) = containers.start(name, true, &monitor)? {
-            let code = strata_runtime::monitor::exit_code(child.wait()?);
-            if code != 0 {
-                return Err(Exit(code).into());
-            }
+        if let Started::Attached(attached) = containers.start(name, true, ctx.monitor)? {
+            let tty = containers.get(name)?.config.tty;
+            return wait_attached(&containers, attached, tty);
         }
         return Ok(());
     }
-    let monitor = |id: &str| (ctx.monitor)(id, false);
     for_each(&a.containers, "containers", "started", |name| {
-        containers.start(name, false, &monitor)?;
+        containers.start(name, false, ctx.monitor)?;
         Ok(writeln!(out, "{name}")?)
     })
+}
+
+pub fn attach(ctx: &Ctx, a: &AttachArgs) -> anyhow::Result<()> {
+    use strata_runtime::attach::{AttachOptions, Ended};
+    let (c, socket) = ctx.containers().attach_socket(&a.container)?;
+    let opts = AttachOptions {
+        stdin: c.config.open_stdin && !a.no_stdin,
+        tty: c.config.tty,
+    };
+    let raw = opts.tty.then(RawTerminal::enter).flatten();
+    let ended = strata_runtime::attach::attach(&socket, opts);
+    drop(raw);
+    match ended.with_context(|| format!("attaching to container {}", c.name()))? {
+        Ended::Exited(0) | Ended::Detached => Ok(()),
+        Ended::Exited(code) => Err(Exit(code).into()),
+    }
 }
 
 pub fn stop(ctx: &Ctx, a: &StopArgs, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -365,6 +382,7 @@ pub fn commit(ctx: &Ctx, a: &CommitArgs, out: &mut dyn Write) -> anyhow::Result<
             created_by: String::new(),
         },
         name.as_ref(),
+        a.pause,
         progress.as_ref(),
     )?;
     writeln!(out, "{id}")?;
@@ -414,8 +432,22 @@ pub fn inspect(
     )
 }
 
-/// The hidden `container-monitor`: watch one container to its end.
-pub fn monitor(ctx: &Ctx, a: &MonitorArgs) -> anyhow::Result<()> {
-    let code = ctx.containers().monitor(&a.id, a.attached)?;
-    Err(Exit(code).into())
+/// The hidden `container-monitor`: watch one container to its end, and
+/// tidy up after it unless the command that started it did.
+pub fn monitor(settings: &crate::settings::Settings, a: &MonitorArgs) -> anyhow::Result<()> {
+    let request = strata_container::MonitorRequest {
+        id: a.id.clone(),
+        runtime: a.runtime.clone(),
+        stdio: strata_runtime::monitor::Stdio3 {
+            tty: a.tty,
+            interactive: a.interactive,
+            attached: a.attached,
+        },
+    };
+    let watched = strata_container::monitor::watch(&settings.root, &request);
+    if watched.cleanup_is_ours {
+        let store = crate::open_store(settings)?;
+        Containers::new(&store, super::volume::service(&store)).cleanup(&a.id)?;
+    }
+    Err(Exit(watched.code?).into())
 }

@@ -108,13 +108,12 @@ impl PodRuntime for StrataPods {
 
     fn start(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
         let monitor = crate::monitor_command(self.settings.root.clone(), self.config.clone());
-        let detached = |id: &str| monitor(id, false);
         self.with_containers(|containers| {
             let id = containers
                 .create(&self.create_options(spec))?
                 .id()
                 .to_string();
-            if let Err(e) = containers.start(&id, false, &detached) {
+            if let Err(e) = containers.start(&id, false, &monitor) {
                 let _ = containers.remove(&id, true, false);
                 return Err(e);
             }

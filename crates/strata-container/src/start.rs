@@ -1,0 +1,331 @@
+//! Starting a container: the starter's side of the monitor protocol (see
+//! [`crate::monitor`]). The starter mounts the root filesystem and writes
+//! the bundle, so a failure there is reported here and now, and the
+//! monitor needs nothing but the bundle to run.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+use rustix::fs::{Mode, OFlags};
+use strata_archive::fsops;
+use strata_runtime::bundle;
+use strata_runtime::monitor::Stdio3;
+use strata_snapshot::mount;
+use strata_volume::Caller;
+
+use crate::config::MountKind;
+use crate::monitor::{CHANNEL_FD, Channel, MonitorRequest, Report};
+use crate::{Container, ContainerError, Containers, Result, io_at, snapshot_key};
+
+/// How `start` left the container.
+pub enum Started {
+    /// Running, watched by a monitor in the background.
+    Detached,
+    /// Running with our stdio: [`Containers::wait_attached`] gives its
+    /// exit code.
+    Attached(Attached),
+    /// It was running already.
+    AlreadyRunning,
+}
+
+/// A container running with our stdio, and the starter's end of its
+/// monitor's channel.
+pub struct Attached {
+    id: String,
+    monitor: Child,
+    channel: Channel,
+    /// Volume subpaths the bundle names through our `/proc/<pid>/fd`:
+    /// open until the runtime has mounted them.
+    held: Vec<OwnedFd>,
+}
+
+impl Containers<'_> {
+    /// Starts a created or stopped container: mounts its root filesystem,
+    /// writes its bundle and hands it to a monitor. `attached`: the monitor
+    /// uses our stdio (`run` without `-d`); else it runs in its own session
+    /// and we wait only until the container has started.
+    pub fn start(
+        &self,
+        s: &str,
+        attached: bool,
+        monitor: &crate::MonitorCommand<'_>,
+    ) -> Result<Started> {
+        let c = self.get(s)?;
+        if self.status(&c)?.is_running() {
+            if attached {
+                return Err(ContainerError::Conflict(format!(
+                    "container {} is already running",
+                    c.name()
+                )));
+            }
+            return Ok(Started::AlreadyRunning);
+        }
+        self.store.begin_write()?;
+        self.mount_rootfs(&c)?;
+        let mut held = Vec::new();
+        if let Err(e) = self.write_bundle(&c, &mut held) {
+            self.after_exit(&c);
+            return Err(e);
+        }
+        let request = MonitorRequest {
+            id: c.id().to_owned(),
+            runtime: c.config.runtime.clone(),
+            stdio: Stdio3 {
+                tty: c.config.tty,
+                interactive: c.config.open_stdin,
+                attached,
+            },
+        };
+        let (mut channel, child) = spawn_monitor(monitor(&request), attached)?;
+        if attached {
+            return Ok(Started::Attached(Attached {
+                id: c.id().to_owned(),
+                monitor: child,
+                channel,
+                held,
+            }));
+        }
+        match channel.next() {
+            Some(Report::Started) => {
+                // The monitor lives on, and tidies up after the exit (its
+                // channel is closed when we drop it); nobody waits for it
+                // but init.
+                std::mem::forget(child);
+                Ok(Started::Detached)
+            }
+            other => Err(self.failed_start(&c, other, child, channel)),
+        }
+    }
+
+    /// Waits for an attached container to end, tidies up after it (so a
+    /// `--rm` container is gone when this returns) and gives its exit code.
+    pub fn wait_attached(&self, mut a: Attached) -> Result<i32> {
+        loop {
+            match a.channel.next() {
+                Some(Report::Started) => a.held.clear(),
+                Some(Report::Exited(code)) => {
+                    self.cleanup(&a.id)?;
+                    a.channel.cleaned();
+                    // It exits as soon as it reads that; no need to wait.
+                    std::mem::forget(a.monitor);
+                    return Ok(code);
+                }
+                None => {
+                    // The monitor died without a word (killed): its exit
+                    // status is all there is to tell.
+                    let status = a.monitor.wait().map_err(io_at("strata monitor"))?;
+                    self.cleanup(&a.id)?;
+                    return Ok(strata_runtime::monitor::exit_code(status));
+                }
+                failed @ Some(Report::Failed(_)) => {
+                    let c = self.get(&a.id)?;
+                    return Err(self.failed_start(&c, failed, a.monitor, a.channel));
+                }
+            }
+        }
+    }
+
+    /// Why a start failed, once the monitor has tidied up and exited.
+    fn failed_start(
+        &self,
+        c: &Container,
+        report: Option<Report>,
+        mut monitor: Child,
+        channel: Channel,
+    ) -> ContainerError {
+        drop(channel);
+        let _ = monitor.wait();
+        let why = match report {
+            Some(Report::Failed(why)) => why,
+            _ => {
+                let tail = self.log_tail(c.id());
+                format!(
+                    "the runtime could not start it{}",
+                    if tail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {tail}")
+                    }
+                )
+            }
+        };
+        ContainerError::Invalid(format!("container {} failed to start: {why}", c.name()))
+    }
+
+    /// The last lines of a container's log, for error messages.
+    fn log_tail(&self, id: &str) -> String {
+        let mut out = Vec::new();
+        let opts = strata_runtime::logs::ReadOptions {
+            tail: Some(3),
+            ..Default::default()
+        };
+        let mut err = Vec::new();
+        let _ = strata_runtime::logs::read(&self.log_file(id), &opts, &mut out, &mut err, &|| true);
+        out.extend(err);
+        String::from_utf8_lossy(&out).trim().replace('\n', "; ")
+    }
+
+    pub(crate) fn mount_rootfs(&self, c: &Container) -> Result<()> {
+        let rootfs = self.rootfs(c.id());
+        if mount::is_mounted(&rootfs).map_err(io_at(&rootfs))? {
+            return Ok(());
+        }
+        let mounts = self.store.snapshots()?.mounts(&snapshot_key(c.id()))?;
+        std::fs::create_dir_all(&rootfs).map_err(io_at(&rootfs))?;
+        let mounted = if c.config.auto_remove {
+            mount::mount_scratch(&mounts, &rootfs)?
+        } else {
+            mount::mount(&mounts, &rootfs)?
+        };
+        mounted.keep();
+        Ok(())
+    }
+
+    /// Writes the bundle for this start, with the user and volume subpaths
+    /// resolved now, inside the container's and volumes' roots.
+    fn write_bundle(&self, c: &Container, held: &mut Vec<OwnedFd>) -> Result<()> {
+        let spec = bundle::spec(&self.bundle_config(c, held)?)?;
+        bundle::write(&self.bundle(c.id()), &spec)?;
+        Ok(())
+    }
+
+    /// The bundle's description for this start.
+    fn bundle_config(
+        &self,
+        c: &Container,
+        held: &mut Vec<OwnedFd>,
+    ) -> Result<bundle::BundleConfig> {
+        let rootfs = self.rootfs(c.id());
+        let ids = crate::user::resolve(&rootfs, &c.config.user)?;
+        let mut mounts = Vec::new();
+        for m in &c.config.mounts {
+            let mut options = Vec::new();
+            let (typ, source) = match &m.kind {
+                MountKind::Volume { name, subpath, .. } => {
+                    let data = self.volumes.mount(name, Caller::Container(c.id()))?;
+                    let source = match subpath {
+                        Some(sp) => {
+                            let fd = open_subpath(&data, sp).map_err(io_at(data.join(sp)))?;
+                            let path = PathBuf::from(format!(
+                                "/proc/{}/fd/{}",
+                                std::process::id(),
+                                fd.as_raw_fd()
+                            ));
+                            held.push(fd);
+                            path
+                        }
+                        None => data,
+                    };
+                    options.extend(["rbind".to_owned(), "rprivate".to_owned()]);
+                    ("bind", source)
+                }
+                MountKind::Bind {
+                    source,
+                    propagation,
+                } => {
+                    options.extend(["rbind".to_owned(), propagation.clone()]);
+                    ("bind", source.clone())
+                }
+                MountKind::Tmpfs { options: o } => {
+                    options.extend(o.iter().cloned());
+                    ("tmpfs", PathBuf::from("tmpfs"))
+                }
+            };
+            if m.readonly {
+                options.push("ro".into());
+            }
+            mounts.push(bundle::mount(&m.target, typ, &source, &options));
+        }
+        Ok(bundle::BundleConfig {
+            rootfs,
+            readonly: c.config.read_only,
+            hostname: c.config.hostname.clone(),
+            host_network: c.config.network == "host",
+            process: bundle::ProcessConfig {
+                args: c.config.args.clone(),
+                env: c.config.env.clone(),
+                cwd: c.config.working_dir.clone(),
+                uid: ids.uid,
+                gid: ids.gid,
+                additional_gids: ids.additional_gids,
+                terminal: c.config.tty,
+            },
+            mounts,
+            devices: c
+                .config
+                .devices
+                .iter()
+                .map(|d| bundle::Device::from_host(&d.host, &d.container, &d.permissions))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// Launches the monitor with its end of the channel at [`CHANNEL_FD`]; a
+/// detached one in its own session, away from our stdio.
+fn spawn_monitor(mut cmd: std::process::Command, attached: bool) -> Result<(Channel, Child)> {
+    let (channel, theirs) = Channel::pair().map_err(io_at("socketpair"))?;
+    let raw = theirs.as_raw_fd();
+    if !attached {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+    }
+    // SAFETY: between fork and exec only async-signal-safe calls: setsid,
+    // fcntl and dup2.
+    unsafe {
+        cmd.pre_exec(move || {
+            if !attached {
+                rustix::process::setsid()?;
+            }
+            if raw == CHANNEL_FD {
+                // Already in place: only drop close-on-exec.
+                if libc::fcntl(raw, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(raw, CHANNEL_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(io_at("strata monitor"))?;
+    Ok((channel, child))
+}
+
+/// Opens `sub` inside the volume folder `data`, making the directories
+/// that are missing (going beyond Docker, which wants them to exist). Every
+/// step stays inside the volume: a symlink a container planted there
+/// resolves within it.
+fn open_subpath(data: &Path, sub: &str) -> std::io::Result<OwnedFd> {
+    let root = fsops::open_dir(data)?;
+    let mut walked = String::new();
+    for part in sub.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        walked.push('/');
+        walked.push_str(part);
+        match fsops::open_in_root(
+            root.as_fd(),
+            walked.as_bytes(),
+            OFlags::PATH | OFlags::DIRECTORY,
+        ) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let parent_path = walked.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+                let parent = fsops::open_in_root(
+                    root.as_fd(),
+                    parent_path.as_bytes(),
+                    OFlags::PATH | OFlags::DIRECTORY,
+                )?;
+                rustix::fs::mkdirat(&parent, part, Mode::from_raw_mode(0o755))?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    fsops::open_in_root(
+        root.as_fd(),
+        sub.as_bytes(),
+        OFlags::PATH | OFlags::DIRECTORY,
+    )
+}
