@@ -2,16 +2,20 @@
 //! driver and lock, and the rules for using them from several processes.
 //!
 //! - Reading commands take no lock: SQLite gives them a consistent view.
-//! - Commands that add to the store hold the lock shared. Before that, each
-//!   tries to take it exclusive for a moment: if nobody else is working, it
-//!   tidies up what crashed runs left (interrupted ingests, half-made
-//!   snapshots, orphans), so a kill at any point is repaired by the next run.
+//! - Commands that add to the store hold the lock shared, and leave a mark
+//!   in `writers/` until they finish cleanly. Before that, each tries to
+//!   take the lock exclusive for a moment: if nobody else is working and a
+//!   mark shows that a writer died (or the store predates marks), it tidies
+//!   up what that run left (interrupted ingests, half-made snapshots,
+//!   orphans), so a kill at any point is repaired by the next run, and a
+//!   store nobody broke is not walked at every command.
 //! - Removing layers or blobs others may be building on (rmi, prune,
 //!   repair) holds it exclusive.
 //! - A command that fails partway (a load whose second layer is corrupt)
 //!   removes the layers it stored that no image uses when its handle is
 //!   dropped, if nobody else is working; so a refused archive leaves the
-//!   store as it was. Otherwise the next command that writes tidies up.
+//!   store as it was. Otherwise it leaves its mark, and the next command
+//!   that writes tidies up.
 
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashSet;
@@ -23,6 +27,7 @@ use strata_store::content::ContentStore;
 use strata_store::lock::{LockMode, StoreLock};
 use strata_store::meta::Db;
 use strata_store::meta::images as meta;
+use strata_store::writers::Writers;
 use strata_store::{Digest, Layout};
 
 use crate::error::{Result, io_at};
@@ -41,6 +46,7 @@ pub struct Store {
     requested_driver: Option<String>,
     snapshots: OnceCell<Box<dyn Snapshotter>>,
     lock: RefCell<StoreLock>,
+    writers: Writers,
     /// Layers this handle stored; those no image uses when it is dropped
     /// were left by a failed command.
     stored_layers: RefCell<Vec<Digest>>,
@@ -82,6 +88,7 @@ impl Store {
             }
         }
         Ok(Store {
+            writers: Writers::new(&layout.writers()),
             layout,
             db,
             content,
@@ -124,9 +131,11 @@ impl Store {
     }
 
     /// Prepares for a command that adds to the store: tidies up after
-    /// crashed runs if nobody else is working, then holds the lock shared.
+    /// crashed runs if nobody else is working, leaves this command's mark,
+    /// then holds the lock shared.
     pub fn begin_write(&self) -> Result<()> {
         let lock_err = |e| io_at(self.layout.lock())(e);
+        let writers_err = |e| io_at(self.layout.writers())(e);
         if self.lock.borrow().held().is_some() {
             return Ok(());
         }
@@ -135,7 +144,7 @@ impl Store {
             .borrow_mut()
             .try_acquire(LockMode::Exclusive)
             .map_err(lock_err)?;
-        if exclusive {
+        if exclusive && self.writers.interrupted().map_err(writers_err)? {
             let report = self.check(&crate::check::CheckOptions {
                 repair: true,
                 verify_digests: false,
@@ -143,7 +152,9 @@ impl Store {
             for p in report.problems.iter().filter(|p| p.repaired) {
                 tracing::warn!("tidied up after an interrupted run: {}", p.what);
             }
+            self.writers.clear().map_err(writers_err)?;
         }
+        self.writers.enter().map_err(writers_err)?;
         self.lock
             .borrow_mut()
             .acquire(LockMode::Shared, || waiting("shared"))
@@ -172,12 +183,12 @@ impl Store {
 
     /// Removes the layers this handle stored that no image uses: what a
     /// command that failed partway left. Only when no other process is
-    /// working, since another load may be building on them; otherwise the
-    /// next command that writes tidies up.
-    fn drop_unused_layers(&self) -> Result<()> {
+    /// working, since another load may be building on them; otherwise
+    /// (false) the next command that writes tidies up.
+    fn drop_unused_layers(&self) -> Result<bool> {
         let stored = std::mem::take(&mut *self.stored_layers.borrow_mut());
         if stored.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         let unused: HashSet<Digest> = self
             .db
@@ -186,7 +197,7 @@ impl Store {
             .map(|l| l.chain_id)
             .collect();
         if !stored.iter().any(|l| unused.contains(l)) {
-            return Ok(());
+            return Ok(true);
         }
         {
             let mut lock = self.lock.borrow_mut();
@@ -198,20 +209,27 @@ impl Store {
                     .try_acquire(LockMode::Exclusive)
                     .map_err(io_at(self.layout.lock()))?
                 {
-                    return Ok(());
+                    return Ok(false);
                 }
             }
         }
         // Nobody else is working: whatever no image uses is garbage.
         self.collect_garbage()?;
-        Ok(())
+        Ok(true)
     }
 }
 
 impl Drop for Store {
     fn drop(&mut self) {
-        if let Err(e) = self.drop_unused_layers() {
-            tracing::warn!("removing the layers a failed command stored: {e}");
+        match self.drop_unused_layers() {
+            // Done, nothing left behind: the mark can go.
+            Ok(true) => {
+                if let Err(e) = self.writers.leave() {
+                    tracing::warn!("{}: {e}", self.layout.writers().display());
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!("removing the layers a failed command stored: {e}"),
         }
     }
 }

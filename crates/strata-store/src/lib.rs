@@ -1,6 +1,6 @@
 //! The bottom of Strata: blobs by digest ([`content`]), metadata in SQLite
-//! ([`meta`]), the store lock ([`lock`]), and where things live under the
-//! store root ([`Layout`]).
+//! ([`meta`]), the store lock ([`lock`]) and the marks of who is writing
+//! ([`writers`]), and where things live under the store root ([`Layout`]).
 //!
 //! Nothing here knows about layers' contents, storage drivers or images.
 
@@ -10,6 +10,7 @@ pub mod failpoint;
 pub mod fsutil;
 pub mod lock;
 pub mod meta;
+pub mod writers;
 
 pub use digest::Digest;
 
@@ -42,6 +43,11 @@ impl Layout {
 
     pub fn content(&self) -> PathBuf {
         self.root.join("content")
+    }
+
+    /// The marks of commands writing to the store ([`writers`]).
+    pub fn writers(&self) -> PathBuf {
+        self.root.join("writers")
     }
 
     /// Scratch space on the store's filesystem (spooled input, staging).

@@ -40,7 +40,7 @@ pub enum MetaError {
 }
 
 /// The WAL size (in 4 KiB pages) at which a commit checkpoints it.
-const WAL_PAGES: u32 = 64;
+const WAL_PAGES: u32 = 200;
 
 /// How long a command waits for another process's transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
