@@ -36,7 +36,7 @@ pub use create::CreateOptions;
 pub use lifecycle::ExecOptions;
 pub use monitor::MonitorRequest;
 pub use query::{Change, ChangeKind, Status, Summary};
-pub use start::{Attached, Started};
+pub use start::{Attached, Monitor, Started};
 
 /// The snapshot label value marking a container's writable layer.
 pub const SNAPSHOT_OWNER: &str = "container";
@@ -82,9 +82,10 @@ pub(crate) fn io_at(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> 
     move |source| ContainerError::Io { path, source }
 }
 
-/// How to start a monitor: `strata` re-executing itself, told what to
-/// watch. The binary supplies it (it knows its own command line).
-pub type MonitorCommand<'a> = dyn Fn(&monitor::MonitorRequest) -> std::process::Command + 'a;
+/// How to start a monitor: `strata` re-executing itself (see
+/// [`Monitor::spawn`]). The binary supplies it (it knows its own command
+/// line).
+pub type MonitorCommand<'a> = dyn Fn() -> std::process::Command + 'a;
 
 /// The containers of one store.
 pub struct Containers<'s> {

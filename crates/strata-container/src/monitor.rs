@@ -2,11 +2,14 @@
 //! Strata has no daemon.
 //!
 //! A start takes two processes. The `strata` that starts a container (the
-//! starter) mounts its root filesystem and writes the bundle (see
-//! [`Containers::start`]); then it launches the monitor (`strata
-//! container-monitor`), which runs the bundle through the runtime without
-//! opening the store and reports on a channel, a socket at [`CHANNEL_FD`]:
-//! `started` once the container runs, then `exited CODE` or `error: WHY`.
+//! starter) launches the monitor (`strata container-monitor`) first, so its
+//! exec overlaps the starter's own work; then it mounts the root filesystem
+//! and writes the bundle (see [`Containers::start`]) and sends the monitor a
+//! [`MonitorRequest`] on a channel, a socket at [`CHANNEL_FD`]. The monitor
+//! runs the bundle through the runtime without opening the store, and
+//! reports on the same channel: `started` once the container runs, then
+//! `exited CODE` or `error: WHY`. A starter that gives up before sending a
+//! request closes the channel, and the monitor leaves.
 //!
 //! After the exit someone tidies up ([`Containers::cleanup`]). An attached
 //! starter (`run` without `-d`) does it as soon as it hears the exit and
@@ -27,9 +30,9 @@ use crate::{ContainerError, Containers, Result, bundle_dir, containers_dir, log_
 /// Where the monitor finds its channel to the starter.
 pub const CHANNEL_FD: i32 = 3;
 
-/// What a monitor is told on its command line: enough to run the bundle the
-/// starter wrote, without the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a monitor is told once the bundle is written: enough to run it,
+/// without the store.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MonitorRequest {
     pub id: String,
     /// The OCI runtime (`runc`, or a path).
@@ -110,6 +113,15 @@ impl Channel {
     pub(crate) fn cleaned(&mut self) -> bool {
         self.say(CLEANED)
     }
+
+    pub(crate) fn request(&mut self, request: &MonitorRequest) -> bool {
+        self.say(&serde_json::to_string(request).expect("requests serialize"))
+    }
+
+    /// The starter's request; None if it gave up before sending one.
+    fn read_request(&mut self) -> Option<MonitorRequest> {
+        serde_json::from_str(&self.read_line()?).ok()
+    }
 }
 
 /// What watching a container came to.
@@ -120,10 +132,17 @@ pub struct Watched {
     pub cleanup_is_ours: bool,
 }
 
-/// The monitor's work: runs the bundle the starter wrote for container
-/// `req.id` under `root` to its end, telling the starter how it goes.
-pub fn watch(root: &Path, req: &MonitorRequest) -> Watched {
+/// The monitor's work: waits for the starter's request, then runs the
+/// bundle it wrote under `root` to its end, telling the starter how it
+/// goes. None when the starter gave up before asking.
+pub fn watch(root: &Path) -> Option<(MonitorRequest, Watched)> {
     let mut channel = inherited_channel();
+    let req = channel.read_request()?;
+    let watched = watch_one(root, &req, channel);
+    Some((req, watched))
+}
+
+fn watch_one(root: &Path, req: &MonitorRequest, mut channel: Channel) -> Watched {
     let bundle = bundle_dir(&containers_dir(root), &req.id);
     let runtime = Runc::new(&req.runtime);
     let mut started = channel.0.try_clone().ok().map(Channel);

@@ -30,6 +30,67 @@ pub enum Started {
     AlreadyRunning,
 }
 
+/// A monitor launched for a start, waiting to be told what to run. Made
+/// first, so its exec runs while the starter prepares the container; one
+/// dropped unused is told nothing and leaves.
+pub struct Monitor {
+    /// The process and our end of its channel, until a start uses them.
+    unused: Option<(Child, Channel)>,
+    attached: bool,
+}
+
+impl Monitor {
+    /// Launches `cmd` (`strata container-monitor`) with its end of the
+    /// channel at [`CHANNEL_FD`]. `attached`: it shares our stdio; else it
+    /// runs in its own session, away from it.
+    pub fn spawn(mut cmd: std::process::Command, attached: bool) -> Result<Monitor> {
+        let (channel, theirs) = Channel::pair().map_err(io_at("socketpair"))?;
+        let raw = theirs.as_raw_fd();
+        if !attached {
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+        }
+        // SAFETY: between fork and exec only async-signal-safe calls:
+        // setsid, fcntl and dup2.
+        unsafe {
+            cmd.pre_exec(move || {
+                if !attached {
+                    rustix::process::setsid()?;
+                }
+                if raw == CHANNEL_FD {
+                    // Already in place: only drop close-on-exec.
+                    if libc::fcntl(raw, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(raw, CHANNEL_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(io_at("strata monitor"))?;
+        Ok(Monitor {
+            unused: Some((child, channel)),
+            attached,
+        })
+    }
+
+    fn take(&mut self) -> (Child, Channel) {
+        self.unused.take().expect("a monitor serves one start")
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        if let Some((mut child, channel)) = self.unused.take() {
+            // Never told what to run: it leaves when its channel closes.
+            drop(channel);
+            let _ = child.wait();
+        }
+    }
+}
+
 /// A container running with our stdio, and the starter's end of its
 /// monitor's channel.
 pub struct Attached {
@@ -43,16 +104,12 @@ pub struct Attached {
 
 impl Containers<'_> {
     /// Starts a created or stopped container: mounts its root filesystem,
-    /// writes its bundle and hands it to a monitor. `attached`: the monitor
+    /// writes its bundle and hands it to `monitor`. An attached monitor
     /// uses our stdio (`run` without `-d`); else it runs in its own session
     /// and we wait only until the container has started.
-    pub fn start(
-        &self,
-        s: &str,
-        attached: bool,
-        monitor: &crate::MonitorCommand<'_>,
-    ) -> Result<Started> {
+    pub fn start(&self, s: &str, mut monitor: Monitor) -> Result<Started> {
         let c = self.get(s)?;
+        let attached = monitor.attached;
         if self.status(&c)?.is_running() {
             if attached {
                 return Err(ContainerError::Conflict(format!(
@@ -78,7 +135,10 @@ impl Containers<'_> {
                 attached,
             },
         };
-        let (mut channel, child) = spawn_monitor(monitor(&request), attached)?;
+        let (child, mut channel) = monitor.take();
+        if !channel.request(&request) {
+            return Err(self.failed_start(&c, None, child, channel));
+        }
         if attached {
             return Ok(Started::Attached(Attached {
                 id: c.id().to_owned(),
@@ -261,38 +321,6 @@ impl Containers<'_> {
                 .collect::<Result<_, _>>()?,
         })
     }
-}
-
-/// Launches the monitor with its end of the channel at [`CHANNEL_FD`]; a
-/// detached one in its own session, away from our stdio.
-fn spawn_monitor(mut cmd: std::process::Command, attached: bool) -> Result<(Channel, Child)> {
-    let (channel, theirs) = Channel::pair().map_err(io_at("socketpair"))?;
-    let raw = theirs.as_raw_fd();
-    if !attached {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-    }
-    // SAFETY: between fork and exec only async-signal-safe calls: setsid,
-    // fcntl and dup2.
-    unsafe {
-        cmd.pre_exec(move || {
-            if !attached {
-                rustix::process::setsid()?;
-            }
-            if raw == CHANNEL_FD {
-                // Already in place: only drop close-on-exec.
-                if libc::fcntl(raw, libc::F_SETFD, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            } else if libc::dup2(raw, CHANNEL_FD) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().map_err(io_at("strata monitor"))?;
-    Ok((channel, child))
 }
 
 /// Opens `sub` inside the volume folder `data`, making the directories

@@ -28,7 +28,7 @@ use crate::state::{self, RunState};
 use crate::{Result, Runtime, io_at};
 
 /// How the container's stdio is wired.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stdio3 {
     /// A pseudo-terminal (`-t`).
     pub tty: bool,

@@ -103,9 +103,10 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print a kubeconfig for kubectl to reach `strata serve`
     Kubeconfig(KubeconfigArgs),
-    /// Watch a container (started by strata itself)
+    /// Watch a container (started by strata itself, which says which on
+    /// file descriptor 3)
     #[command(hide = true, name = "container-monitor")]
-    Monitor(MonitorArgs),
+    Monitor,
 }
 
 #[derive(Subcommand)]
@@ -640,23 +641,6 @@ pub struct ForceArg {
     /// Do not ask for confirmation
     #[arg(short, long)]
     pub force: bool,
-}
-
-#[derive(Args)]
-pub struct MonitorArgs {
-    /// Our stdio is the user's
-    #[arg(long)]
-    pub attached: bool,
-    /// The container has a terminal
-    #[arg(long)]
-    pub tty: bool,
-    /// The container's stdin stays open
-    #[arg(long)]
-    pub interactive: bool,
-    /// The OCI runtime to run it with
-    #[arg(long)]
-    pub runtime: std::path::PathBuf,
-    pub id: String,
 }
 
 #[derive(Args)]

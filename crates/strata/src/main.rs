@@ -11,7 +11,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Parser;
-use strata_container::MonitorRequest;
 use strata_image::{OpenOptions, Store};
 
 use cli::{
@@ -106,8 +105,8 @@ pub fn open_store(settings: &settings::Settings) -> anyhow::Result<Store> {
 pub fn monitor_command(
     root: PathBuf,
     config: Option<PathBuf>,
-) -> impl Fn(&MonitorRequest) -> std::process::Command {
-    move |r: &MonitorRequest| {
+) -> impl Fn() -> std::process::Command {
+    move || {
         let exe = std::env::current_exe().unwrap_or_else(|_| "strata".into());
         let mut c = std::process::Command::new(exe);
         c.arg("--root").arg(&root);
@@ -115,16 +114,6 @@ pub fn monitor_command(
             c.arg("--config").arg(config);
         }
         c.arg("container-monitor");
-        for (flag, on) in [
-            ("--attached", r.stdio.attached),
-            ("--tty", r.stdio.tty),
-            ("--interactive", r.stdio.interactive),
-        ] {
-            if on {
-                c.arg(flag);
-            }
-        }
-        c.arg("--runtime").arg(&r.runtime).arg(&r.id);
         c
     }
 }
@@ -138,7 +127,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Serve(a) => return serve::serve(&settings, &a, cli.config.clone()),
         Command::Kubeconfig(a) => return serve::kubeconfig(&settings, &a, out),
         // The monitor opens the store only if it has to tidy up.
-        Command::Monitor(a) => return container::monitor(&settings, &a),
+        Command::Monitor => return container::monitor(&settings),
         command => command,
     };
     let store = open_store(&settings)?;
@@ -151,7 +140,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     let volumes = || volume::service(&store);
     match command {
         Command::Csi(a) => csi::run(&settings, a, out),
-        Command::Serve(_) | Command::Kubeconfig(_) | Command::Monitor(_) => {
+        Command::Serve(_) | Command::Kubeconfig(_) | Command::Monitor => {
             unreachable!("dispatched before the store opens")
         }
         Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {

@@ -385,8 +385,11 @@ fn commit_pauses_a_running_container_unless_told_not_to() {
         "bb",
         "sh",
         "-c",
-        "while true; do echo x > /tmp/f; done",
+        "echo x > /tmp/f; while true; do echo y > /tmp/g; done",
     ]);
+    eventually("the container's first file", || {
+        s.run(&["exec", "busy", "cat", "/tmp/f"]).stdout == b"x\n"
+    });
     s.ok(&["commit", "busy", "snap:1"]);
     assert_eq!(std::fs::read_to_string(&calls).unwrap(), "pause\nresume\n");
     s.ok(&["commit", "--pause=false", "busy", "snap:2"]);

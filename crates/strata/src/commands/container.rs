@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use serde_json::json;
 use strata_container::{
-    ChangeKind, Containers, CreateOptions, ExecOptions, Started, Status, short,
+    ChangeKind, Containers, CreateOptions, ExecOptions, Monitor, Started, Status, short,
 };
 use strata_image::commit::CommitOptions;
 use strata_image::{Reference, Store};
@@ -108,14 +108,16 @@ pub fn create(ctx: &Ctx, a: &CreateArgs, out: &mut dyn Write) -> anyhow::Result<
 
 pub fn run(ctx: &Ctx, a: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let containers = ctx.containers();
+    // The monitor starts first: its exec overlaps making the container.
+    let monitor = Monitor::spawn((ctx.monitor)(), !a.detach)?;
     let c = containers.create(&create_options(ctx, &a.create)?)?;
     if a.detach {
-        containers.start(c.id(), false, ctx.monitor)?;
+        containers.start(c.id(), monitor)?;
         writeln!(out, "{}", c.id())?;
         return Ok(());
     }
     out.flush()?;
-    let Started::Attached(attached) = containers.start(c.id(), true, ctx.monitor)? else {
+    let Started::Attached(attached) = containers.start(c.id(), monitor)? else {
         bail!("container {} did not start attached", c.name());
     };
     wait_attached(&containers, attached, a.create.tty)
@@ -170,14 +172,15 @@ pub fn start(ctx: &Ctx, a: &StartArgs, out: &mut dyn Write) -> anyhow::Result<()
         let [name] = a.containers.as_slice() else {
             bail!("you cannot start and attach multiple containers at once");
         };
-        if let Started::Attached(attached) = containers.start(name, true, ctx.monitor)? {
+        let monitor = Monitor::spawn((ctx.monitor)(), true)?;
+        if let Started::Attached(attached) = containers.start(name, monitor)? {
             let tty = containers.get(name)?.config.tty;
             return wait_attached(&containers, attached, tty);
         }
         return Ok(());
     }
     for_each(&a.containers, "containers", "started", |name| {
-        containers.start(name, false, ctx.monitor)?;
+        containers.start(name, Monitor::spawn((ctx.monitor)(), false)?)?;
         Ok(writeln!(out, "{name}")?)
     })
 }
@@ -432,22 +435,15 @@ pub fn inspect(
     )
 }
 
-/// The hidden `container-monitor`: watch one container to its end, and
-/// tidy up after it unless the command that started it did.
-pub fn monitor(settings: &crate::settings::Settings, a: &MonitorArgs) -> anyhow::Result<()> {
-    let request = strata_container::MonitorRequest {
-        id: a.id.clone(),
-        runtime: a.runtime.clone(),
-        stdio: strata_runtime::monitor::Stdio3 {
-            tty: a.tty,
-            interactive: a.interactive,
-            attached: a.attached,
-        },
+/// The hidden `container-monitor`: watch the container its starter names
+/// to its end, and tidy up after it unless the starter did.
+pub fn monitor(settings: &crate::settings::Settings) -> anyhow::Result<()> {
+    let Some((request, watched)) = strata_container::monitor::watch(&settings.root) else {
+        return Ok(());
     };
-    let watched = strata_container::monitor::watch(&settings.root, &request);
     if watched.cleanup_is_ours {
         let store = crate::open_store(settings)?;
-        Containers::new(&store, super::volume::service(&store)).cleanup(&a.id)?;
+        Containers::new(&store, super::volume::service(&store)).cleanup(&request.id)?;
     }
     Err(Exit(watched.code?).into())
 }

@@ -113,7 +113,9 @@ impl PodRuntime for StrataPods {
                 .create(&self.create_options(spec))?
                 .id()
                 .to_string();
-            if let Err(e) = containers.start(&id, false, &monitor) {
+            let started = strata_container::Monitor::spawn(monitor(), false)
+                .and_then(|m| containers.start(&id, m));
+            if let Err(e) = started {
                 let _ = containers.remove(&id, true, false);
                 return Err(e);
             }
