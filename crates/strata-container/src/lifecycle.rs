@@ -164,17 +164,21 @@ impl Containers<'_> {
         Ok(removed)
     }
 
+    /// The container `s`, if it runs; else a conflict, `refusal(name)`.
+    fn get_running(&self, s: &str, refusal: impl FnOnce(&str) -> String) -> Result<Container> {
+        let c = self.get(s)?;
+        if !self.status(&c)?.is_running() {
+            return Err(ContainerError::Conflict(refusal(c.name())));
+        }
+        Ok(c)
+    }
+
     /// `attach`: the socket a running container's monitor serves its
     /// stdio on (see [`strata_runtime::attach`]).
     pub fn attach_socket(&self, s: &str) -> Result<(Container, std::path::PathBuf)> {
-        let c = self.get(s)?;
-        if !self.status(&c)?.is_running() {
-            return Err(ContainerError::Conflict(format!(
-                "you cannot attach to a stopped container {}; start it first (strata start -a {})",
-                c.name(),
-                c.name()
-            )));
-        }
+        let c = self.get_running(s, |name| {
+            format!("you cannot attach to a stopped container {name}; start it first (strata start -a {name})")
+        })?;
         let socket = self.bundle(c.id()).join(strata_runtime::attach::SOCKET);
         if !socket.exists() {
             return Err(ContainerError::Conflict(format!(
@@ -188,14 +192,9 @@ impl Containers<'_> {
     /// `exec`: runs another process in a running container, with our
     /// stdio; returns its exit code.
     pub fn exec(&self, s: &str, opts: &ExecOptions) -> Result<i32> {
-        let c = self.get(s)?;
-        if !self.status(&c)?.is_running() {
-            return Err(ContainerError::Conflict(format!(
-                "container {} is not running; start it first (strata start {})",
-                c.name(),
-                c.name()
-            )));
-        }
+        let c = self.get_running(s, |name| {
+            format!("container {name} is not running; start it first (strata start {name})")
+        })?;
         let ids = crate::user::resolve(
             &self.rootfs(c.id()),
             opts.user.as_deref().unwrap_or(&c.config.user),

@@ -243,6 +243,25 @@ mod tests {
     }
 
     #[test]
+    fn a_request_crosses_the_channel_and_a_closed_one_asks_nothing() {
+        let (mut starter, theirs) = Channel::pair().unwrap();
+        let mut monitor = Channel(theirs);
+        let request = MonitorRequest {
+            id: "abc".into(),
+            runtime: PathBuf::from("/usr/sbin/runc"),
+            stdio: Stdio3 {
+                tty: true,
+                interactive: false,
+                attached: true,
+            },
+        };
+        assert!(starter.request(&request));
+        assert_eq!(monitor.read_request(), Some(request));
+        drop(starter);
+        assert_eq!(monitor.read_request(), None);
+    }
+
+    #[test]
     fn a_report_is_one_line() {
         let r = Report::Failed("two\nlines".into());
         assert_eq!(r.line(), "error: two lines\n");

@@ -28,18 +28,6 @@ fn image(s: &Strata) {
     s.ok(&["import", "-c", "VOLUME /vol", tar.to_str().unwrap(), "bb"]);
 }
 
-/// Mount points at or below the store's root.
-fn mounts_in(s: &Strata) -> Vec<String> {
-    let root = s.root.to_string_lossy().into_owned();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| p.starts_with(&root))
-        .map(str::to_owned)
-        .collect()
-}
-
 /// Waits until `cond` holds (10 s at most).
 fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let t = Instant::now();
@@ -70,7 +58,7 @@ fn run_rm_has_removed_the_container_when_it_returns() {
     assert_eq!(s.ok(&["ps", "-aq"]), "");
     // Its anonymous volume went with it; its root filesystem is unmounted.
     assert_eq!(s.ok(&["volume", "ls", "-q"]), "");
-    assert_eq!(mounts_in(&s), Vec::<String>::new());
+    assert_eq!(common::mounts_under(&s.root), Vec::<String>::new());
     let out = s.run(&["run", "--rm", "bb", "sh", "-c", "exit 3"]);
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(s.ok(&["ps", "-aq"]), "");
@@ -78,7 +66,7 @@ fn run_rm_has_removed_the_container_when_it_returns() {
     let out = s.run(&["run", "--rm", "bb", "no-such-command"]);
     assert!(!out.status.success());
     assert_eq!(s.ok(&["ps", "-aq"]), "");
-    assert_eq!(mounts_in(&s), Vec::<String>::new());
+    assert_eq!(common::mounts_under(&s.root), Vec::<String>::new());
 }
 
 #[test]

@@ -34,18 +34,6 @@ fn test_dir(s: &Strata) -> PathBuf {
     s.work.parent().unwrap().to_owned()
 }
 
-/// Mount points at or below `dir`.
-fn mounts_under(dir: &Path) -> Vec<String> {
-    let prefix = dir.to_string_lossy().into_owned();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| p.starts_with(&prefix))
-        .map(str::to_owned)
-        .collect()
-}
-
 fn one_line(out: String) -> String {
     let line = out.trim();
     assert!(
@@ -108,7 +96,7 @@ fn volume_lifecycle() {
         p(&target)
     );
     s.ok(&["csi", "publish", &v1, p(&target)]);
-    assert!(mounts_under(&test_dir(&s)).contains(&p(&target).to_owned()));
+    assert!(common::mounts_under(&test_dir(&s)).contains(&p(&target).to_owned()));
     std::fs::write(target.join("hello.txt"), b"hello from csi\n").unwrap();
     assert_eq!(
         std::fs::read(target.join("hello.txt")).unwrap(),
@@ -118,7 +106,7 @@ fn volume_lifecycle() {
     // Unpublish: the target goes, nothing stays mounted; again is fine.
     s.ok(&["csi", "unpublish", &v1, p(&target)]);
     assert!(!target.exists(), "{} is still there", target.display());
-    assert_eq!(mounts_under(&test_dir(&s)), Vec::<String>::new());
+    assert_eq!(common::mounts_under(&test_dir(&s)), Vec::<String>::new());
     s.ok(&["csi", "unpublish", &v1, p(&target)]);
 
     // Snapshot, and a new volume from it has the file.
@@ -147,7 +135,7 @@ fn volume_lifecycle() {
         b"hello from csi\n"
     );
     s.ok(&["csi", "unpublish", &v2, p(&target2)]);
-    assert_eq!(mounts_under(&test_dir(&s)), Vec::<String>::new());
+    assert_eq!(common::mounts_under(&test_dir(&s)), Vec::<String>::new());
 
     // Delete: gone from both listings; deleting again is fine.
     assert_eq!(s.ok(&["csi", "delete", &v1, &v2]), format!("{v1}\n{v2}\n"));
@@ -188,7 +176,7 @@ fn a_volume_stays_staged_while_another_target_uses_it() {
     assert_eq!(refused.raw_os_error(), Some(erofs()), "{refused}");
     s.ok(&["csi", "unpublish", &v, p(&ro)]);
     s.ok(&["csi", "unpublish", &v, p(&b)]);
-    assert_eq!(mounts_under(&test_dir(&s)), Vec::<String>::new());
+    assert_eq!(common::mounts_under(&test_dir(&s)), Vec::<String>::new());
     s.ok(&["csi", "delete", &v]);
 }
 
@@ -235,7 +223,7 @@ fn block_volume() {
     // The data outlives a publish.
     s.ok(&["csi", "unpublish", &b1, p(&device)]);
     assert!(!device.exists());
-    assert_eq!(mounts_under(&test_dir(&s)), Vec::<String>::new());
+    assert_eq!(common::mounts_under(&test_dir(&s)), Vec::<String>::new());
     s.ok(&["csi", "publish", &b1, p(&device), "--block"]);
     assert!(read_at(8 << 20) == pattern);
     s.ok(&["csi", "unpublish", &b1, p(&device)]);
@@ -455,7 +443,7 @@ fn bad_input_fails_clearly() {
     // Nothing was made, nothing is left mounted or staged.
     assert_eq!(s.ok(&["csi", "ls", "-q"]), "");
     assert_eq!(s.ok(&["volume", "ls", "-q"]), "");
-    assert_eq!(mounts_under(&test_dir(&s)), Vec::<String>::new());
+    assert_eq!(common::mounts_under(&test_dir(&s)), Vec::<String>::new());
     assert!(!target.exists());
     assert!(!s.path("staging/nope").exists());
 }

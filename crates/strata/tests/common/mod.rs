@@ -231,15 +231,21 @@ pub fn wait_for_socket(path: &Path) {
     }
 }
 
-/// Detaches every mount at or below `dir`, deepest first.
-pub fn unmount_below(dir: &Path) {
-    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+/// Mount points at or below `dir`, in mount order.
+pub fn mounts_under(dir: &Path) -> Vec<String> {
     let prefix = dir.to_string_lossy().into_owned();
-    let mut points: Vec<&str> = table
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
         .filter(|p| p.starts_with(&prefix))
-        .collect();
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Detaches every mount at or below `dir`, deepest first.
+pub fn unmount_below(dir: &Path) {
+    let mut points = mounts_under(dir);
     points.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for p in points {
         let _ = Command::new("umount").arg("-l").arg(p).status();
