@@ -161,7 +161,9 @@ impl Store {
             .map_err(lock_err)
     }
 
-    /// Holds the lock exclusive, for removing what others may build on.
+    /// Holds the lock exclusive, for removing what others may build on;
+    /// leaves this command's mark, as a writer does, so a remover killed
+    /// halfway is tidied after too.
     pub fn begin_exclusive(&self) -> Result<()> {
         if self.lock.borrow().held() == Some(LockMode::Exclusive) {
             return Ok(());
@@ -171,7 +173,10 @@ impl Store {
             lock.release().map_err(io_at(self.layout.lock()))?;
         }
         lock.acquire(LockMode::Exclusive, || waiting("exclusive"))
-            .map_err(io_at(self.layout.lock()))
+            .map_err(io_at(self.layout.lock()))?;
+        self.writers
+            .enter()
+            .map_err(|e| io_at(self.layout.writers())(e))
     }
 }
 
