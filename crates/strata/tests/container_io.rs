@@ -67,6 +67,8 @@ fn run_rm_has_removed_the_container_when_it_returns() {
     assert!(!out.status.success());
     assert_eq!(s.ok(&["ps", "-aq"]), "");
     assert_eq!(common::mounts_under(&s.root), Vec::<String>::new());
+    // Every command finished cleanly: no writer's mark asks for a repair.
+    assert_eq!(s.writer_marks(), 0);
 }
 
 #[test]

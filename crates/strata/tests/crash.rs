@@ -194,6 +194,8 @@ fn recover(s: &Strata, how: Recovery, left: Option<&str>, what: &str) {
             }
         }
         Recovery::NextWrite => {
+            // The killed writer's mark is what tells the next to tidy up.
+            assert!(left.is_none() || s.writer_marks() > 0, "{what}: no mark");
             let out = s.run(&["tag", "first", "first:after-crash"]);
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(out.status.success(), "{what}: tag failed:\n{stderr}");
@@ -203,6 +205,7 @@ fn recover(s: &Strata, how: Recovery, left: Option<&str>, what: &str) {
                     "{what}: the next write should say it tidied up:\n{stderr}"
                 );
             }
+            assert_eq!(s.writer_marks(), 0, "{what}: marks outlived the repair");
         }
     }
     assert_eq!(

@@ -123,6 +123,11 @@ impl Strata {
         stderr
     }
 
+    /// Marks left in `writers/`: by writers at work, or by ones that died.
+    pub fn writer_marks(&self) -> usize {
+        std::fs::read_dir(self.root.join("writers")).map_or(0, |d| d.count())
+    }
+
     /// `image inspect` as JSON.
     pub fn inspect(&self, image: &str) -> serde_json::Value {
         let out = self.ok(&["image", "inspect", image]);
