@@ -17,7 +17,7 @@
 //! process to open the store. When nobody answers (a detached start, or a
 //! starter that died), the monitor does it.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::fd::FromRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -72,13 +72,23 @@ impl Report {
     }
 }
 
-/// One end of the channel between starter and monitor.
-pub(crate) struct Channel(UnixStream);
+/// One end of the channel between starter and monitor: lines both ways.
+pub(crate) struct Channel {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
 
 impl Channel {
+    fn new(stream: UnixStream) -> std::io::Result<Channel> {
+        Ok(Channel {
+            writer: stream.try_clone()?,
+            reader: BufReader::new(stream),
+        })
+    }
+
     pub(crate) fn pair() -> std::io::Result<(Channel, UnixStream)> {
         let (ours, theirs) = UnixStream::pair()?;
-        Ok((Channel(ours), theirs))
+        Ok((Channel::new(ours)?, theirs))
     }
 
     /// The next report; None when the other side closed without one.
@@ -87,27 +97,24 @@ impl Channel {
     }
 
     fn read_line(&mut self) -> Option<String> {
-        // Byte by byte: the lines are short and rare, and nothing may be
-        // read past the one asked for.
-        let mut line = Vec::new();
-        let mut byte = [0u8];
-        loop {
-            match self.0.read(&mut byte) {
-                Ok(1) if byte[0] == b'\n' => break,
-                Ok(1) => line.push(byte[0]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                _ => return None,
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(n) if n > 0 && line.ends_with('\n') => {
+                line.pop();
+                Some(line)
             }
+            _ => None,
         }
-        String::from_utf8(line).ok()
     }
 
     fn say(&mut self, line: &str) -> bool {
-        self.0.write_all(format!("{line}\n").as_bytes()).is_ok()
+        self.writer
+            .write_all(format!("{line}\n").as_bytes())
+            .is_ok()
     }
 
     pub(crate) fn report(&mut self, report: &Report) -> bool {
-        self.0.write_all(report.line().as_bytes()).is_ok()
+        self.writer.write_all(report.line().as_bytes()).is_ok()
     }
 
     pub(crate) fn cleaned(&mut self) -> bool {
@@ -136,7 +143,7 @@ pub struct Watched {
 /// bundle it wrote under `root` to its end, telling the starter how it
 /// goes. None when the starter gave up before asking.
 pub fn watch(root: &Path) -> Option<(MonitorRequest, Watched)> {
-    let mut channel = inherited_channel();
+    let mut channel = inherited_channel()?;
     let req = channel.read_request()?;
     let watched = watch_one(root, &req, channel);
     Some((req, watched))
@@ -145,7 +152,7 @@ pub fn watch(root: &Path) -> Option<(MonitorRequest, Watched)> {
 fn watch_one(root: &Path, req: &MonitorRequest, mut channel: Channel) -> Watched {
     let bundle = bundle_dir(&containers_dir(root), &req.id);
     let runtime = Runc::new(&req.runtime);
-    let mut started = channel.0.try_clone().ok().map(Channel);
+    let mut started = channel.writer.try_clone().ok();
     let code = strata_runtime::monitor::run(Plan {
         runtime: &runtime,
         id: &req.id,
@@ -154,8 +161,8 @@ fn watch_one(root: &Path, req: &MonitorRequest, mut channel: Channel) -> Watched
         state: &state_file(&bundle),
         stdio: req.stdio,
         on_start: Box::new(move || {
-            if let Some(c) = started.as_mut() {
-                c.report(&Report::Started);
+            if let Some(w) = started.as_mut() {
+                let _ = w.write_all(Report::Started.line().as_bytes());
             }
         }),
     })
@@ -172,15 +179,14 @@ fn watch_one(root: &Path, req: &MonitorRequest, mut channel: Channel) -> Watched
 }
 
 /// The channel the starter put at [`CHANNEL_FD`].
-fn inherited_channel() -> Channel {
+fn inherited_channel() -> Option<Channel> {
     // SAFETY: the starter put the channel at CHANNEL_FD for us; we own it
-    // from here. (Run by hand, fd 3 is whatever it is: every write fails
-    // and the monitor tidies up itself.)
+    // from here. (Run by hand, fd 3 is whatever it is: no request comes.)
     let stream = unsafe { UnixStream::from_raw_fd(CHANNEL_FD) };
     // Not for the runtime or the container: while they hold it open, the
     // starter would never see it close.
     let _ = rustix::io::fcntl_setfd(&stream, rustix::io::FdFlags::CLOEXEC);
-    Channel(stream)
+    Channel::new(stream).ok()
 }
 
 impl Containers<'_> {
@@ -245,7 +251,7 @@ mod tests {
     #[test]
     fn a_request_crosses_the_channel_and_a_closed_one_asks_nothing() {
         let (mut starter, theirs) = Channel::pair().unwrap();
-        let mut monitor = Channel(theirs);
+        let mut monitor = Channel::new(theirs).unwrap();
         let request = MonitorRequest {
             id: "abc".into(),
             runtime: PathBuf::from("/usr/sbin/runc"),

@@ -130,8 +130,16 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Monitor => return container::monitor(&settings),
         command => command,
     };
-    let store = open_store(&settings)?;
     let monitor = monitor_command(settings.root.clone(), cli.config.clone());
+    // `run`'s monitor starts before anything else, so its exec runs while
+    // this process opens the store and makes the container.
+    let run_monitor = match &command {
+        Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => {
+            Some(strata_container::Monitor::spawn(monitor(), !a.detach)?)
+        }
+        _ => None,
+    };
+    let store = open_store(&settings)?;
     let ctx = container::Ctx {
         store: &store,
         runtime: &settings.runtime,
@@ -147,7 +155,8 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             container::create(&ctx, &a, out)
         }
         Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => {
-            container::run(&ctx, &a, out)
+            let monitor = run_monitor.expect("spawned for run");
+            container::run(&ctx, &a, monitor, out)
         }
         Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => {
             container::start(&ctx, &a, out)

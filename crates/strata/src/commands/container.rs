@@ -106,10 +106,10 @@ pub fn create(ctx: &Ctx, a: &CreateArgs, out: &mut dyn Write) -> anyhow::Result<
     Ok(())
 }
 
-pub fn run(ctx: &Ctx, a: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+/// `run`: create, then start with `monitor` (launched by the caller, as
+/// early as it could: attached unless `-d`).
+pub fn run(ctx: &Ctx, a: &RunArgs, monitor: Monitor, out: &mut dyn Write) -> anyhow::Result<()> {
     let containers = ctx.containers();
-    // The monitor starts first: its exec overlaps making the container.
-    let monitor = Monitor::spawn((ctx.monitor)(), !a.detach)?;
     let c = containers.create(&create_options(ctx, &a.create)?)?;
     if a.detach {
         containers.start(c.id(), monitor)?;
