@@ -269,11 +269,12 @@ fn copy_output(from: &mut UnixStream) -> io::Result<Ended> {
 }
 
 /// Our own copy of fd 1 or 2: std's handles may be locked by whoever
-/// prints in this process, the raw descriptors never are.
+/// prints in this process, the raw descriptors never are. Close-on-exec,
+/// so the runtime and the container never inherit it.
 pub(crate) fn dup_stdio(fd: i32) -> io::Result<File> {
     // SAFETY: fds 1 and 2 are open for the life of the process.
     let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    Ok(File::from(rustix::io::dup(borrowed)?))
+    Ok(File::from(rustix::io::fcntl_dupfd_cloexec(borrowed, 3)?))
 }
 
 /// Sends our stdin as input frames; true if the user typed the detach keys
