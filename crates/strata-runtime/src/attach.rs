@@ -341,21 +341,26 @@ fn watch_window_size(to: UnixStream) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn frames_read_back() {
-        let mut buf = Vec::new();
-        write_frame(&mut buf, STDOUT, b"hello").unwrap();
-        write_frame(&mut buf, EXIT, &7i32.to_be_bytes()).unwrap();
-        let mut r = buf.as_slice();
-        assert_eq!(
-            read_frame(&mut r).unwrap(),
-            Some((STDOUT, b"hello".to_vec()))
-        );
-        assert_eq!(
-            read_frame(&mut r).unwrap(),
-            Some((EXIT, 7i32.to_be_bytes().to_vec()))
-        );
-        assert_eq!(read_frame(&mut r).unwrap(), None);
+    proptest::proptest! {
+        #[test]
+        fn any_frames_read_back(frames in proptest::collection::vec(
+            (0u8..8, proptest::collection::vec(proptest::num::u8::ANY, 0..4096)), 0..8)) {
+            let mut buf = Vec::new();
+            for (kind, payload) in &frames {
+                write_frame(&mut buf, *kind, payload).unwrap();
+            }
+            let mut r = buf.as_slice();
+            for frame in &frames {
+                proptest::prop_assert_eq!(read_frame(&mut r).unwrap(), Some(frame.clone()));
+            }
+            proptest::prop_assert_eq!(read_frame(&mut r).unwrap(), None);
+        }
+
+        #[test]
+        fn any_bytes_read_without_panicking(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let mut r = bytes.as_slice();
+            while let Ok(Some(_)) = read_frame(&mut r) {}
+        }
     }
 
     #[test]
