@@ -98,14 +98,7 @@ impl Strata {
 
     /// Runs a command that must succeed; its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "strata {args:?} failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8 output")
+        stdout_of(&mut self.command(args))
     }
 
     /// Runs a command that must fail cleanly (exit 1, an `Error:` line, no
@@ -335,6 +328,18 @@ pub fn output_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
         .expect("spawn");
     let _ = child.stdin.take().expect("piped").write_all(input);
     child.wait_with_output().expect("wait")
+}
+
+/// Runs `cmd`, which must succeed; its stdout.
+pub fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
 /// Runs a tool that must succeed; its stdout.
