@@ -8,6 +8,9 @@
 #
 # Usage: bench/load.sh            (as root; ~40 min with the defaults)
 # Knobs: RUNS=5  IMAGES="small-files one-big-file"  BENCH_SETTLE=60 (seconds)
+#        PEERS="podman docker" (PEERS= times only the floor and strata)
+#        BENCH_IDLE=5 (before each timed run, wait until the CPUs are at most
+#        this % busy: other work on the machine skews a CPU-bound load)
 #        STRATA=target/release/strata  STRATA_FORMAT=oci|docker
 #        BENCH_SYNC=1 (time each command plus a final `sync`, i.e. until the
 #        data is on disk; by default we time what the user waits for)
@@ -41,12 +44,26 @@ export BENCH_ROOT BENCH_RUN BENCH_SETTLE  # for hyperfine's prepare shells
 
 RUNS=${RUNS:-5}
 IMAGES=${IMAGES:-small-files one-big-file}
+PEERS=${PEERS-podman docker}
+BENCH_IDLE=${BENCH_IDLE:-5}
 IMAGES_DIR=${IMAGES_DIR:-$BENCH_ROOT/images}
 STRATA=$(realpath -m "${STRATA:-target/release/strata}")
 STRATA_FORMAT=${STRATA_FORMAT:-oci}
 OUT=$(realpath -m "${BENCH_OUT:-bench/out}")
 R=$BENCH_ROOT/runs
-PRE="source $PWD/bench/peers.sh;"  # prefix for hyperfine's prepare/cleanup
+# Percent of CPU time busy over two seconds, and waiting for it to drop.
+cpu_busy() {
+  local a b
+  read -r -a a < /proc/stat; sleep 2; read -r -a b < /proc/stat
+  local total=0 idle=$(( b[4] + b[5] - a[4] - a[5] )) i
+  for i in 1 2 3 4 5 6 7 8; do total=$(( total + b[i] - a[i] )); done
+  echo $(( 100 * (total - idle) / total ))
+}
+wait_idle() { while [ "$(cpu_busy)" -gt "$BENCH_IDLE" ]; do sleep 5; done; }
+export BENCH_IDLE
+# Prefix for hyperfine's prepare/cleanup (functions copied into its shells).
+PRE="source $PWD/bench/peers.sh; $(declare -f cpu_busy wait_idle);"
+has_peer() { case " $PEERS " in *" $1 "*) return 0;; esac; return 1; }
 mkdir -p "$OUT" "$BENCH_RUN"
 command -v /usr/bin/time > /dev/null || apt-get install -y time
 
@@ -63,7 +80,7 @@ rss() { /usr/bin/time -v -o "$OUT/time.txt" "$@" > "$OUT/rss.log" 2>&1; rss_of "
 rss_of() { awk '/Maximum resident/ {printf "%.0f", $NF / 1024}' "$1"; }
 
 summary=$OUT/load-summary.md
-echo "# strata load benchmark $(date -u +%FT%TZ) runs=$RUNS settle=${BENCH_SETTLE}s sync=${BENCH_SYNC:-0}" > "$summary"
+echo "# strata load benchmark $(date -u +%FT%TZ) runs=$RUNS settle=${BENCH_SETTLE}s sync=${BENCH_SYNC:-0} idle<=${BENCH_IDLE}% peers='$PEERS'" > "$summary"
 
 for img in $IMAGES; do
   I=$IMAGES_DIR/$img
@@ -71,9 +88,9 @@ for img in $IMAGES; do
   add() { names+=("$1") preps+=("$2") cmds+=("$3"); }
   add "tar -xf (floor)" "bench_fresh $R/tar; bench_warm $I.layer.tar" \
       "tar -xf $I.layer.tar -C $R/tar"
-  add "podman load" "podman_fresh $R/podman; bench_warm $I.oci.tar" \
+  has_peer podman && add "podman load" "podman_fresh $R/podman; bench_warm $I.oci.tar" \
       "$(podman_cmd "$R/podman") load -i $I.oci.tar"
-  add "docker load" "docker_stop; bench_fresh $R/docker; docker_start $R/docker; bench_warm $I.docker.tar" \
+  has_peer docker && add "docker load" "docker_stop; bench_fresh $R/docker; docker_start $R/docker; bench_warm $I.docker.tar" \
       "$DOCKER -H $DOCKER_HOST load -i $I.docker.tar"
   if [ -x "$STRATA" ]; then
     add "strata load" "bench_fresh $R/strata; bench_warm $I.$STRATA_FORMAT.tar" \
@@ -85,7 +102,7 @@ for img in $IMAGES; do
   args=()
   for i in "${!cmds[@]}"; do
     [ "${BENCH_SYNC:-0}" = 1 ] && cmds[i]="${cmds[i]} && sync"
-    args+=(--prepare "$PRE ${preps[i]}" --command-name "${names[i]}")
+    args+=(--prepare "$PRE ${preps[i]}; wait_idle" --command-name "${names[i]}")
   done
   hyperfine --shell=bash --runs "$RUNS" "${args[@]}" \
     --cleanup "$PRE docker_stop; bench_rm $R" \
@@ -95,14 +112,18 @@ for img in $IMAGES; do
   # Peak RSS, once per tool (not timed, so no settling needed).
   declare -A peak=()
   peak[tar]=$(BENCH_SETTLE=0 bench_fresh "$R/tar"; rss tar -xf "$I.layer.tar" -C "$R/tar")
-  peak[podman]=$(BENCH_SETTLE=0 podman_fresh "$R/podman"
-                 rss $(podman_cmd "$R/podman") load -i "$I.oci.tar")
-  docker_stop; BENCH_SETTLE=0 bench_fresh "$R/docker"
-  docker_start "$R/docker" /usr/bin/time -v -o "$OUT/time-dockerd.txt"
-  peak[docker-cli]=$(rss "$DOCKER" load -i "$I.docker.tar")
-  peak[dockerd-own]=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$(cat "$BENCH_RUN/docker.pid")/status")
-  docker_stop
-  peak[dockerd-tree]=$(rss_of "$OUT/time-dockerd.txt")
+  if has_peer podman; then
+    peak[podman]=$(BENCH_SETTLE=0 podman_fresh "$R/podman"
+                   rss $(podman_cmd "$R/podman") load -i "$I.oci.tar")
+  fi
+  if has_peer docker; then
+    docker_stop; BENCH_SETTLE=0 bench_fresh "$R/docker"
+    docker_start "$R/docker" /usr/bin/time -v -o "$OUT/time-dockerd.txt"
+    peak[docker-cli]=$(rss "$DOCKER" load -i "$I.docker.tar")
+    peak[dockerd-own]=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$(cat "$BENCH_RUN/docker.pid")/status")
+    docker_stop
+    peak[dockerd-tree]=$(rss_of "$OUT/time-dockerd.txt")
+  fi
   if [ -x "$STRATA" ]; then
     peak[strata]=$(BENCH_SETTLE=0 bench_fresh "$R/strata"
                    rss "$STRATA" --root "$R/strata" load -i "$I.$STRATA_FORMAT.tar")

@@ -30,6 +30,7 @@ use crate::index::IndexWriter;
 use crate::tarstream::Time;
 use crate::tarstream::{Entry, EntryKind, TarError, TarReader};
 use crate::union::{ResolveMode, Union, UnionDir, UnionError};
+use crate::writeback::Writeback;
 
 /// A file's dirty pages are handed to writeback every this many bytes.
 const WRITEBACK_STEP: u64 = 8 << 20;
@@ -190,6 +191,7 @@ pub fn apply<R: Read, W: Write>(
         content: HashMap::new(),
         dir_times: Vec::new(),
         buf: vec![0u8; 256 * 1024],
+        writeback: Writeback::start(),
         stats: Applied::default(),
     };
     let mut tar = TarReader::new(reader);
@@ -219,6 +221,8 @@ struct Applier<'a, W: Write> {
     /// Directory times to set once all entries are in.
     dir_times: Vec<DirTime>,
     buf: Vec<u8>,
+    /// Takes each written file, to start its writeback and close it.
+    writeback: Writeback,
     stats: Applied,
 }
 
@@ -640,9 +644,6 @@ impl<W: Write> Applier<'_, W> {
                 kicked = written;
             }
         }
-        if kicked > 0 {
-            fsops::start_writeback(file.as_fd(), kicked, written - kicked);
-        }
         self.stats.size += e.size;
         let fd = file.as_fd();
         fsops::chown_fd(fd, e.uid, e.gid).map_err(io_err("chown"))?;
@@ -652,6 +653,7 @@ impl<W: Write> Applier<'_, W> {
                 .map_err(|e| io_err("set xattr")(e.into()))?;
         }
         fsops::set_times_fd(fd, e.mtime, e.atime).map_err(io_err("set times"))?;
+        self.writeback.file(file);
         self.mark_written(real);
         Ok(())
     }

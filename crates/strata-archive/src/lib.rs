@@ -16,7 +16,8 @@ pub mod tarstream;
 pub mod tartree;
 pub mod tarwrite;
 pub mod union;
+pub mod writeback;
 
 pub use apply::{Applied, ApplyError, Format, apply};
-pub use compression::{Compression, decompress};
+pub use compression::{Compression, Integrity, decompress, decompress_buffered};
 pub use index::{IndexWriter, rebuild};

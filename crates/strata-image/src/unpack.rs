@@ -1,12 +1,18 @@
 //! Unpacking one layer into the storage driver.
 //!
-//! Three threads, bounded memory: a reader thread reads the blob, hashes it
-//! (the blob digest) and decompresses it, passing 1 MiB buffers through a
-//! channel of four to the main thread, which applies the tar straight into
-//! the new snapshot's directory, writing the layer index, and hands each
-//! buffer on to a hasher thread (the diff ID). Inflating and creating files
-//! are the two expensive steps; hashing on a third thread keeps it off both.
-//! Nothing holds a whole layer in memory.
+//! Four threads, bounded memory: a reader thread reads the blob, handing
+//! each piece to a blob hasher thread (the blob digest), and decompresses
+//! it, passing 1 MiB buffers through a channel of four to the main thread,
+//! which applies the tar straight into the new snapshot's directory, writing
+//! the layer index, and hands each buffer on to a diff hasher thread (the
+//! diff ID). Inflating and creating files are the two expensive steps, and
+//! inflating one gzip stream cannot be split: hashing on threads of its own
+//! keeps it off both. Buffers are reused once every thread is done with
+//! them. Nothing holds a whole layer in memory.
+//!
+//! A layer whose blob digest or diff ID is checked skips gzip's CRC32: a
+//! corrupt stream cannot pass the sha256, and the CRC costs a fifth of
+//! inflating.
 //!
 //! Durability protocol for a layer:
 //! 1. prepare a transient snapshot (`extract-…`), apply the tar into it;
@@ -18,17 +24,18 @@
 //! crash between commit and row leaves a committed snapshot no layer owns,
 //! which reconcile also removes.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
+use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread;
 
-use strata_archive::{Format, IndexWriter, apply, decompress};
+use strata_archive::{Format, IndexWriter, Integrity, apply, decompress_buffered};
 use strata_snapshot::{Mount, Options, SnapshotError};
 use strata_store::content::Expected;
-use strata_store::digest::{Hasher, HashingReader};
+use strata_store::digest::Hasher;
 use strata_store::meta::images::{self as meta, LayerRow};
 use strata_store::{Digest, failpoint};
 
@@ -36,7 +43,10 @@ use crate::error::{ImageError, Result, io_at};
 use crate::progress::Progress;
 use crate::store::Store;
 
+/// Decompressed bytes per buffer.
 const CHUNK: usize = 1 << 20;
+/// Blob bytes per read.
+const PIECE: usize = 256 << 10;
 const IN_FLIGHT: usize = 4;
 /// Label marking a snapshot as an image layer (reconcile looks for it).
 pub const LAYER_LABEL: &str = "strata.owner";
@@ -52,12 +62,6 @@ pub struct LayerInput {
     pub diff_id: Option<Digest>,
     /// Names the layer in errors ("busybox.tar: layer 2 (sha256:…)").
     pub what: String,
-}
-
-/// What the reader thread learned about the blob.
-struct BlobDigest {
-    digest: Digest,
-    size: u64,
 }
 
 /// Where to write a prepared snapshot's layer, from its mounts.
@@ -130,26 +134,25 @@ impl Store {
         let expected_diff = input.diff_id.clone();
         progress.start(&what, input.size);
 
+        // Skipping the CRC is safe only if a digest is checked below.
+        let integrity = if expected_blob.is_some() || expected_diff.is_some() {
+            Integrity::Digest
+        } else {
+            Integrity::Crc
+        };
         let read = Arc::new(AtomicU64::new(0));
         let (tx, rx) = sync_channel::<io::Result<Chunk>>(IN_FLIGHT);
+        let (blob_tx, blob_rx) = sync_channel::<Chunk>(IN_FLIGHT);
+        let (hash_tx, hash_rx) = sync_channel::<Chunk>(IN_FLIGHT);
+        let blob_hasher = spawn("layer-blob-hasher", move || hash_all(blob_rx))?;
+        let hasher = spawn("layer-hasher", move || hash_all(hash_rx))?;
         let reader = {
             let read = read.clone();
-            thread::Builder::new()
-                .name("layer-reader".into())
-                .spawn(move || read_blob(input.reader, &read, &tx))
-                .map_err(io_at("layer reader thread"))?
+            spawn("layer-reader", move || {
+                let blob = BlobReader::new(input.reader, &read, blob_tx);
+                read_blob(blob, integrity, &tx)
+            })?
         };
-        let (hash_tx, hash_rx) = sync_channel::<Chunk>(IN_FLIGHT);
-        let hasher = thread::Builder::new()
-            .name("layer-hasher".into())
-            .spawn(move || {
-                let mut diff = Hasher::default();
-                for chunk in hash_rx {
-                    diff.update(&chunk);
-                }
-                diff
-            })
-            .map_err(io_at("layer hasher thread"))?;
 
         let mut index = IndexWriter::new(
             self.content.writer(Expected {
@@ -161,7 +164,7 @@ impl Store {
         .map_err(io_at(self.layout.tmp()))?;
         let mut stream = ChannelReader {
             rx,
-            current: Chunk::default(),
+            current: None,
             pos: 0,
             diff: hash_tx,
             read: &read,
@@ -182,9 +185,13 @@ impl Store {
         let diff_size = diff.len();
         let diff = diff.finish();
         // The reader's own error (a corrupt gzip) explains an apply failure best.
-        let blob = reader.join().expect("layer reader thread panicked");
-        let (stats, blob) = match (applied, blob) {
-            (Ok(a), Ok(d)) => (a, d),
+        let read_result = reader.join().expect("layer reader thread panicked");
+        let blob = blob_hasher
+            .join()
+            .expect("layer blob hasher thread panicked");
+        let (blob_size, blob_digest) = (blob.len(), blob.finish());
+        let stats = match (applied, read_result) {
+            (Ok(a), Ok(())) => a,
             // The reader stopped because the applier did: the applier's error.
             (Err(e), Err(r)) if r.kind() == io::ErrorKind::BrokenPipe => {
                 return Err(ImageError::Layer { what, source: e });
@@ -195,22 +202,22 @@ impl Store {
                     reason: format!("reading the layer: {e}"),
                 });
             }
-            (Err(e), Ok(_)) => return Err(ImageError::Layer { what, source: e }),
+            (Err(e), Ok(())) => return Err(ImageError::Layer { what, source: e }),
         };
         failpoint::hit("unpack-after-apply");
 
         if let Some((expected, size)) = &expected_blob {
-            if &blob.digest != expected {
+            if &blob_digest != expected {
                 return Err(ImageError::Digest {
                     what: format!("{what}: blob"),
                     expected: expected.clone(),
-                    actual: blob.digest,
+                    actual: blob_digest,
                 });
             }
-            if blob.size != *size {
+            if blob_size != *size {
                 return Err(crate::error::archive(
                     &what,
-                    format!("blob is {} bytes, its descriptor says {size}", blob.size),
+                    format!("blob is {blob_size} bytes, its descriptor says {size}"),
                 ));
             }
         }
@@ -266,29 +273,35 @@ fn short(d: &Digest) -> String {
     format!("{}…", &d.to_string()[..19])
 }
 
-/// The reader thread: blob bytes in, hashed and decompressed buffers out.
+fn spawn<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<thread::JoinHandle<T>> {
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(io_at(format!("{name} thread")))
+}
+
+/// A hasher thread: hashes every chunk it is sent, in order.
+fn hash_all(rx: Receiver<Chunk>) -> Hasher {
+    let mut hasher = Hasher::default();
+    for chunk in rx {
+        hasher.update(&chunk);
+    }
+    hasher
+}
+
+/// The reader thread: blob bytes in, decompressed buffers out.
 fn read_blob(
-    reader: Box<dyn Read + Send>,
-    read: &AtomicU64,
+    mut blob: BlobReader,
+    integrity: Integrity,
     tx: &SyncSender<io::Result<Chunk>>,
-) -> io::Result<BlobDigest> {
-    struct Counting<'a, R> {
-        inner: R,
-        read: &'a AtomicU64,
-    }
-    impl<R: Read> Read for Counting<'_, R> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let n = self.inner.read(buf)?;
-            self.read.fetch_add(n as u64, Ordering::Relaxed);
-            Ok(n)
-        }
-    }
-    let mut blob = HashingReader::new(Counting {
-        inner: reader,
-        read,
-    });
+) -> io::Result<()> {
+    let pool = Pool::new(CHUNK);
     let result = (|| {
-        let (kind, mut stream) = decompress(&mut blob).map_err(io::Error::other)?;
+        let (kind, mut stream) =
+            decompress_buffered(&mut blob, integrity).map_err(io::Error::other)?;
         let corrupt = |e: io::Error| {
             let name = match kind {
                 strata_archive::Compression::Gzip => "gzip",
@@ -301,7 +314,7 @@ fn read_blob(
             )
         };
         loop {
-            let mut buf = vec![0; CHUNK];
+            let mut buf = pool.take();
             let mut filled = 0;
             while filled < CHUNK {
                 match stream.read(&mut buf[filled..]) {
@@ -311,11 +324,11 @@ fn read_blob(
                     Err(e) => return Err(corrupt(e)),
                 }
             }
-            buf.truncate(filled);
             if filled == 0 {
                 break;
             }
-            if tx.send(Ok(Arc::new(buf))).is_err() {
+            buf.truncate(filled);
+            if tx.send(Ok(pool.share(buf))).is_err() {
                 // The applier stopped (it failed); its error is the one to report.
                 return Err(io::Error::new(
                     io::ErrorKind::BrokenPipe,
@@ -325,7 +338,13 @@ fn read_blob(
         }
         drop(stream);
         // Whatever follows the compressed stream is part of the blob too.
-        io::copy(&mut blob, &mut io::sink())?;
+        loop {
+            let n = blob.fill_buf()?.len();
+            if n == 0 {
+                break;
+            }
+            blob.consume(n);
+        }
         Ok(())
     })();
     if let Err(e) = result {
@@ -333,17 +352,136 @@ fn read_blob(
         let _ = tx.send(Err(e));
         return Err(shown);
     }
-    let (_, digest, size) = blob.finish();
-    Ok(BlobDigest { digest, size })
+    Ok(())
 }
 
-/// Decompressed bytes, shared by the applier and the diff hasher.
-type Chunk = Arc<Vec<u8>>;
+/// The blob as it is read: every piece goes to the blob hasher thread and
+/// is then served to the decompressor from the same buffer.
+struct BlobReader<'a> {
+    inner: Box<dyn Read + Send>,
+    piece: Option<Chunk>,
+    pos: usize,
+    hasher: SyncSender<Chunk>,
+    pool: Pool,
+    /// Blob bytes read so far, for progress.
+    read: &'a AtomicU64,
+}
+
+impl<'a> BlobReader<'a> {
+    fn new(inner: Box<dyn Read + Send>, read: &'a AtomicU64, hasher: SyncSender<Chunk>) -> Self {
+        BlobReader {
+            inner,
+            piece: None,
+            pos: 0,
+            hasher,
+            pool: Pool::new(PIECE),
+            read,
+        }
+    }
+
+    fn next_piece(&mut self) -> io::Result<Chunk> {
+        let mut buf = self.pool.take();
+        let n = loop {
+            match self.inner.read(&mut buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => break other?,
+            }
+        };
+        buf.truncate(n);
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        let piece = self.pool.share(buf);
+        if n > 0 {
+            self.hasher
+                .send(piece.clone())
+                .map_err(|_| io::Error::other("the blob hasher stopped"))?;
+        }
+        Ok(piece)
+    }
+}
+
+impl Read for BlobReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for BlobReader<'_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.piece.as_ref().is_none_or(|p| self.pos == p.len()) {
+            self.piece = Some(self.next_piece()?);
+            self.pos = 0;
+        }
+        let piece = self.piece.as_ref().expect("just filled");
+        Ok(&piece[self.pos..])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        let len = self.piece.as_ref().map_or(0, |p| p.len());
+        self.pos = (self.pos + amt).min(len);
+    }
+}
+
+/// Bytes shared by the threads of an unpack (blob pieces, decompressed
+/// chunks); the buffer goes back to its pool when the last holder drops it.
+type Chunk = Arc<Pooled>;
+
+struct Pooled {
+    data: Vec<u8>,
+    home: SyncSender<Vec<u8>>,
+}
+
+impl Deref for Pooled {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        // A full pool (or one whose owner is gone) just frees the buffer.
+        let _ = self.home.try_send(std::mem::take(&mut self.data));
+    }
+}
+
+/// Reused buffers of one size: a fresh one costs zeroing and page faults
+/// on every chunk, on the thread that bounds the load.
+struct Pool {
+    home: SyncSender<Vec<u8>>,
+    spare: Receiver<Vec<u8>>,
+    size: usize,
+}
+
+impl Pool {
+    fn new(size: usize) -> Pool {
+        // As many as can be in flight: two channels, their ends, one filling.
+        let (home, spare) = sync_channel(2 * IN_FLIGHT + 4);
+        Pool { home, spare, size }
+    }
+
+    /// A buffer of `size` bytes (contents unspecified).
+    fn take(&self) -> Vec<u8> {
+        let mut buf = self.spare.try_recv().unwrap_or_default();
+        buf.resize(self.size, 0);
+        buf
+    }
+
+    fn share(&self, data: Vec<u8>) -> Chunk {
+        Arc::new(Pooled {
+            data,
+            home: self.home.clone(),
+        })
+    }
+}
 
 /// The applier's side of the channel.
 struct ChannelReader<'a> {
     rx: Receiver<io::Result<Chunk>>,
-    current: Chunk,
+    current: Option<Chunk>,
     pos: usize,
     /// To the hasher thread (the diff ID): every chunk as it is handed over,
     /// so hashing runs beside extraction instead of on its thread.
@@ -354,13 +492,13 @@ struct ChannelReader<'a> {
 
 impl Read for ChannelReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.pos == self.current.len() {
+        if self.current.as_ref().is_none_or(|c| self.pos == c.len()) {
             match self.rx.recv() {
                 Ok(Ok(next)) => {
                     self.diff
                         .send(next.clone())
                         .map_err(|_| io::Error::other("the layer hasher stopped"))?;
-                    self.current = next;
+                    self.current = Some(next);
                     self.pos = 0;
                     self.progress.position(self.read.load(Ordering::Relaxed));
                 }
@@ -368,8 +506,9 @@ impl Read for ChannelReader<'_> {
                 Err(_) => return Ok(0), // the reader finished
             }
         }
-        let n = buf.len().min(self.current.len() - self.pos);
-        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        let current = self.current.as_deref().expect("just received");
+        let n = buf.len().min(current.len() - self.pos);
+        buf[..n].copy_from_slice(&current[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
     }

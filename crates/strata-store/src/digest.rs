@@ -7,7 +7,7 @@
 
 use sha2::{Digest as _, Sha256};
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::str::FromStr;
 
 /// A validated `sha256:<hex>` digest.
@@ -120,34 +120,6 @@ impl Hasher {
         Digest {
             hex: hex::encode(self.inner.finalize()),
         }
-    }
-}
-
-/// A reader that hashes everything read through it.
-pub struct HashingReader<R> {
-    inner: R,
-    hasher: Hasher,
-}
-
-impl<R: Read> HashingReader<R> {
-    pub fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hasher: Hasher::default(),
-        }
-    }
-
-    pub fn finish(self) -> (R, Digest, u64) {
-        let len = self.hasher.len();
-        (self.inner, self.hasher.finish(), len)
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
     }
 }
 
