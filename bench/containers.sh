@@ -2,7 +2,8 @@
 # Whole-command benchmarks for containers, side by side in one hyperfine
 # invocation per question:
 #   run     strata run --rm IMG true  vs  raw `runc run` of a busybox bundle
-#           (the floor)  vs  podman run --rm --network none  vs  docker run --rm
+#           (the floor)  vs  podman run --rm --network none  vs  docker run --rm;
+#           then strata and runc again with a 50 ms pause before each run
 #   create  strata create vs podman create (and docker create), on busybox
 #           and on the 1 GiB / 20,000-file image
 #   commit  strata commit vs podman commit of a container that changed
@@ -67,6 +68,15 @@ hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$OUT/run.json" \
   -n strata "$S run --rm bb true" \
   "${peers_run[@]}"
 
+# Back to back, runc runs with its caches as warm as they get; anything
+# run just before it (here: a pause, as between a user's commands) costs it
+# 5-10 ms on this VM. The same pause before every run of both compares them
+# from the same state.
+echo "== run --rm (busybox, true), 50 ms pause before each run"
+hyperfine -N --warmup 3 --runs "$RUNS" --prepare "sleep 0.05" --export-json "$OUT/run-paused.json" \
+  -n runc "runc --root $BENCH_RUN/runc run --bundle $BUNDLE bench-floor" \
+  -n strata "$S run --rm bb true"
+
 echo "== create (busybox)"
 hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$OUT/create-busybox.json" \
   -n strata "$S create bb true" \
@@ -108,7 +118,7 @@ hyperfine -N --warmup 1 --runs "$(( RUNS < 10 ? RUNS : 10 ))" --export-json "$OU
   --prepare sync \
   -n strata "$S commit changed-small"
 
-for f in run create-busybox create-big commit commit-small; do
+for f in run run-paused create-busybox create-big commit commit-small; do
   python3 - "$OUT/$f.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]
