@@ -72,6 +72,51 @@ fn run_rm_has_removed_the_container_when_it_returns() {
 }
 
 #[test]
+fn a_killed_run_rm_is_still_removed_by_its_monitor() {
+    let s = Strata::new();
+    image(&s);
+    // The container waits for a line on its stdin, which the monitor
+    // passes on from ours.
+    let mut run = s
+        .command(&[
+            "run",
+            "--rm",
+            "-i",
+            "--name",
+            "orphan",
+            "bb",
+            "sh",
+            "-c",
+            "read l; echo \"$l\" > /vol/f",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("the container running", || {
+        s.ok(&["ps", "-q"]).trim().len() == 12
+    });
+    // (`wait` would close it.)
+    let mut stdin = run.stdin.take().unwrap();
+    // The starter dies; the monitor it launched carries on.
+    run.kill().unwrap();
+    run.wait().unwrap();
+    assert!(s.ok(&["ps", "-a"]).contains("orphan"));
+    // The container ends; with nobody to answer it, the monitor tidies up:
+    // the container, its anonymous volume and its mount are gone.
+    stdin.write_all(b"bye\n").unwrap();
+    drop(stdin);
+    eventually("the container removed", || s.ok(&["ps", "-aq"]).is_empty());
+    eventually("its volume removed", || {
+        s.ok(&["volume", "ls", "-q"]).is_empty()
+    });
+    assert_eq!(common::mounts_under(&s.root), Vec::<String>::new());
+    // Its name is free again.
+    s.ok(&["run", "--rm", "--name", "orphan", "bb", "true"]);
+}
+
+#[test]
 fn attach_passes_input_and_output_and_returns_the_exit_code() {
     let s = Strata::new();
     image(&s);
