@@ -203,10 +203,12 @@ impl Containers<'_> {
         if self.status(&c)?.is_running() {
             return Ok(());
         }
-        self.after_exit(&c);
         if c.config.auto_remove {
+            // Removing it unmounts it and lets its volumes go too.
             self.store.begin_write()?;
             self.forget(&c, true)?;
+        } else {
+            self.after_exit(&c);
         }
         Ok(())
     }

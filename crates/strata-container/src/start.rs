@@ -95,11 +95,19 @@ impl Drop for Monitor {
 /// monitor's channel.
 pub struct Attached {
     id: String,
+    tty: bool,
     monitor: Child,
     channel: Channel,
     /// Volume subpaths the bundle names through our `/proc/<pid>/fd`:
     /// open until the runtime has mounted them.
     held: Vec<OwnedFd>,
+}
+
+impl Attached {
+    /// Whether the container has a terminal (ours goes raw meanwhile).
+    pub fn tty(&self) -> bool {
+        self.tty
+    }
 }
 
 impl Containers<'_> {
@@ -142,6 +150,7 @@ impl Containers<'_> {
         if attached {
             return Ok(Started::Attached(Attached {
                 id: c.id().to_owned(),
+                tty: c.config.tty,
                 monitor: child,
                 channel,
                 held,

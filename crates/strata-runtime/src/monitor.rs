@@ -68,9 +68,8 @@ pub fn run(mut plan: Plan) -> Result<i32> {
     ));
     let pid_file = plan.bundle.join("pid");
     let _ = std::fs::remove_file(&pid_file);
-    let on_start = std::mem::replace(&mut plan.on_start, Box::new(|| {}));
     let (child, copiers, hub) = spawn(&plan, &pid_file, &log)?;
-    let status = wait_started(child, &pid_file, &mut record, &plan, on_start)?;
+    let status = wait_started(child, &pid_file, &mut record, &mut plan)?;
     for c in copiers {
         let _ = c.join();
     }
@@ -189,8 +188,7 @@ fn wait_started(
     mut child: Child,
     pid_file: &Path,
     record: &mut RunState,
-    plan: &Plan,
-    mut on_start: Box<dyn FnMut() + '_>,
+    plan: &mut Plan,
 ) -> Result<ExitStatus> {
     // A thread blocks in wait(), so the exit is seen the moment it happens
     // (`run` of a quick container waits on exactly that); this thread only
@@ -200,7 +198,8 @@ fn wait_started(
         let _ = tx.send(child.wait());
     });
     let mut pause = Duration::from_micros(500);
-    let lost = || io_at(plan.runtime.name())(std::io::Error::other("lost the runtime's exit"));
+    let runtime = plan.runtime.name();
+    let lost = || io_at(&runtime)(std::io::Error::other("lost the runtime's exit"));
     let mut pid_seen = false;
     loop {
         let status = if pid_seen {
@@ -218,10 +217,10 @@ fn wait_started(
             pid_seen = true;
             record.pid = pid;
             state::write(plan.state, record)?;
-            on_start();
+            (plan.on_start)();
         }
         if let Some(status) = status {
-            return status.map_err(io_at(plan.runtime.name()));
+            return status.map_err(io_at(runtime));
         }
         pause = (pause * 2).min(Duration::from_millis(4));
     }

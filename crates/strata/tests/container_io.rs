@@ -165,14 +165,19 @@ fn pty(rows: u16, cols: u16) -> (std::fs::File, OwnedFd) {
         .open(name.to_str().unwrap())
         .unwrap()
         .into();
+    set_size(&master, rows, cols);
+    (std::fs::File::from(master), slave)
+}
+
+/// Sets a terminal's size, as a window change does.
+fn set_size(terminal: impl std::os::fd::AsFd, rows: u16, cols: u16) {
     let size = rustix::termios::Winsize {
         ws_row: rows,
         ws_col: cols,
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
-    rustix::termios::tcsetwinsize(&master, size).unwrap();
-    (std::fs::File::from(master), slave)
+    rustix::termios::tcsetwinsize(terminal, size).unwrap();
 }
 
 /// A command on a terminal of 33 x 77 that is its controlling one, as a
@@ -228,13 +233,7 @@ impl OnTerminal {
     }
 
     fn resize(&self, rows: u16, cols: u16) {
-        let size = rustix::termios::Winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        rustix::termios::tcsetwinsize(&self.master, size).unwrap();
+        set_size(&self.master, rows, cols);
     }
 
     /// Ends the container's loop; the command's exit status.

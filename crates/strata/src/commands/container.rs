@@ -120,16 +120,15 @@ pub fn run(ctx: &Ctx, a: &RunArgs, monitor: Monitor, out: &mut dyn Write) -> any
     let Started::Attached(attached) = containers.start(c.id(), monitor)? else {
         bail!("container {} did not start attached", c.name());
     };
-    wait_attached(&containers, attached, a.create.tty)
+    wait_attached(&containers, attached)
 }
 
 /// Waits for a container running on our stdio; its exit code is ours.
 fn wait_attached(
     containers: &Containers,
     attached: strata_container::Attached,
-    tty: bool,
 ) -> anyhow::Result<()> {
-    let raw = tty.then(RawTerminal::enter).flatten();
+    let raw = attached.tty().then(RawTerminal::enter).flatten();
     let code = containers.wait_attached(attached);
     drop(raw);
     match code? {
@@ -174,8 +173,7 @@ pub fn start(ctx: &Ctx, a: &StartArgs, out: &mut dyn Write) -> anyhow::Result<()
         };
         let monitor = Monitor::spawn((ctx.monitor)(), true)?;
         if let Started::Attached(attached) = containers.start(name, monitor)? {
-            let tty = containers.get(name)?.config.tty;
-            return wait_attached(&containers, attached, tty);
+            return wait_attached(&containers, attached);
         }
         return Ok(());
     }
