@@ -175,12 +175,12 @@ impl Containers<'_> {
             )));
         }
         let mut made = Vec::new();
-        let result = self
-            .plan_mounts(opts, &image, &mut made)
-            .and_then(|mounts| {
-                config.mounts = mounts;
-                self.materialize(&id, &name, &image_id, &config)
-            });
+        // Its volumes, its snapshot and its record: durable together.
+        let result = self.store.db().batch(|| {
+            let mounts = self.plan_mounts(opts, &image, &mut made)?;
+            config.mounts = mounts;
+            self.materialize(&id, &name, &image_id, &config)
+        });
         match result {
             Ok(c) => Ok(c),
             Err(e) => {

@@ -91,8 +91,13 @@ impl Containers<'_> {
     }
 
     /// Record first, then files: a crash in between leaves only what
-    /// [`Containers::check`] removes.
+    /// [`Containers::check`] removes. Its commits (the record, the
+    /// snapshot, anonymous volumes) become durable together.
     pub(crate) fn forget(&self, c: &Container, volumes: bool) -> Result<()> {
+        self.store.db().batch(|| self.forget_now(c, volumes))
+    }
+
+    fn forget_now(&self, c: &Container, volumes: bool) -> Result<()> {
         let deleted = self.store.db().write(|tx| {
             let there = meta::by_id(tx, c.id())?.is_some();
             meta::delete(tx, c.id())?;

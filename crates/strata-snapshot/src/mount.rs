@@ -291,7 +291,7 @@ pub fn is_mounted(target: &Path) -> io::Result<bool> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e),
     };
-    Ok(mount_points()?.contains(&target))
+    strata_store::fsutil::is_mount_point(&target)
 }
 
 /// Mount points at or under `dir`, in mount order.

@@ -196,7 +196,7 @@ impl LocalDriver {
 }
 
 fn is_mountpoint(path: &Path) -> Result<bool> {
-    mount::is_mountpoint(path).map_err(io_err("checking for a mount on", path))
+    strata_store::fsutil::is_mount_point(path).map_err(io_err("checking for a mount on", path))
 }
 
 fn mount_backing(folder: &Folder, backing: &Backing) -> Result<()> {

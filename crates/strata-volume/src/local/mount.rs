@@ -9,11 +9,9 @@
 //! go through the system's `mount` helper instead.
 
 use std::ffi::CString;
-use std::io;
 use std::path::Path;
 use std::process::Command;
 
-use rustix::fs::{AtFlags, CWD, StatxFlags};
 use rustix::io::Errno;
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
 
@@ -194,29 +192,6 @@ pub fn unmount(target: &Path) -> Result<()> {
             path: target.to_owned(),
             source: e.into(),
         }),
-    }
-}
-
-/// Whether something is mounted on `path` (compared with its parent's
-/// mount); a missing `path` is not.
-pub fn is_mountpoint(path: &Path) -> io::Result<bool> {
-    let parent = path.parent().unwrap_or(Path::new("/"));
-    match (mount_of(path), mount_of(parent)) {
-        (Ok(a), Ok(b)) => Ok(a != b),
-        (Err(e), _) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        (Err(e), _) | (_, Err(e)) => Err(e),
-    }
-}
-
-/// Which mount `path` is on: its mount ID, or its device where statx
-/// gives none (kernels before 5.8).
-fn mount_of(path: &Path) -> io::Result<(u64, u64)> {
-    let flags = AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT | AtFlags::STATX_DONT_SYNC;
-    let st = rustix::fs::statx(CWD, path, flags, StatxFlags::MNT_ID)?;
-    if st.stx_mask & StatxFlags::MNT_ID.bits() != 0 {
-        Ok((st.stx_mnt_id, 0))
-    } else {
-        Ok((st.stx_dev_major.into(), st.stx_dev_minor.into()))
     }
 }
 
