@@ -243,10 +243,7 @@ impl<'s> Containers<'s> {
         let rootfs = self.rootfs(id);
         strata_snapshot::mount::unmount(&rootfs).map_err(io_at(&rootfs))?;
         let dir = self.bundle(id);
-        match strata_store::fsutil::remove_any(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_at(&dir)(e)),
-            _ => Ok(()),
-        }
+        self.store.trash().put(&dir).map_err(io_at(&dir))
     }
 }
 

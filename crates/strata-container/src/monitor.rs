@@ -14,8 +14,9 @@
 //! After the exit someone tidies up ([`Containers::cleanup`]). An attached
 //! starter (`run` without `-d`) does it as soon as it hears the exit and
 //! answers `cleaned`, so `run --rm` returns without waiting for a second
-//! process to open the store. When nobody answers (a detached start, or a
-//! starter that died), the monitor does it.
+//! process to open the store; the monitor then empties the trash the
+//! removal filled ([`strata_store::trash`]). When nobody answers (a
+//! detached start, or a starter that died), the monitor does it all.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::FromRawFd;
@@ -146,6 +147,13 @@ pub fn watch(root: &Path) -> Option<(MonitorRequest, Watched)> {
     let mut channel = inherited_channel()?;
     let req = channel.read_request()?;
     let watched = watch_one(root, &req, channel);
+    if !watched.cleanup_is_ours {
+        // The starter tidied up and returned; the deletes are ours.
+        let trash = strata_store::Layout::new(root).trash();
+        if let Err(e) = strata_store::trash::Trash::new(&trash).empty() {
+            tracing::warn!("{}: {e}", trash.display());
+        }
+    }
     Some((req, watched))
 }
 

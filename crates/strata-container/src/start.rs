@@ -4,9 +4,10 @@
 //! monitor needs nothing but the bundle to run.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 
 use rustix::fs::{Mode, OFlags};
 use strata_archive::fsops;
@@ -31,11 +32,11 @@ pub enum Started {
 }
 
 /// A monitor launched for a start, waiting to be told what to run. Made
-/// first, so its exec runs while the starter prepares the container; one
-/// dropped unused is told nothing and leaves.
+/// first, so its start-up runs while the starter prepares the container;
+/// one dropped unused is told nothing and leaves.
 pub struct Monitor {
     /// The process and our end of its channel, until a start uses them.
-    unused: Option<(Child, Channel)>,
+    unused: Option<(MonitorProcess, Channel)>,
     attached: bool,
 }
 
@@ -71,22 +72,115 @@ impl Monitor {
         }
         let child = cmd.spawn().map_err(io_at("strata monitor"))?;
         Ok(Monitor {
-            unused: Some((child, channel)),
+            unused: Some((MonitorProcess(child.id() as i32), channel)),
             attached,
         })
     }
 
-    fn take(&mut self) -> (Child, Channel) {
+    /// Forks this process to be the monitor: the child puts its end of
+    /// the channel at [`CHANNEL_FD`], runs `body` (which reads it, as
+    /// `strata container-monitor` does) and exits with what it returns.
+    /// Saves the exec and start-up of a second `strata`, about 2 ms of CPU
+    /// in every `run`.
+    ///
+    /// # Safety
+    /// The calling process must have one thread (the child gets only the
+    /// caller's) and nothing open that a copy must not use or close, such
+    /// as a database connection.
+    pub unsafe fn fork(body: impl FnOnce() -> i32, attached: bool) -> Result<Monitor> {
+        debug_assert_eq!(threads(), Some(1), "Monitor::fork needs one thread");
+        let (channel, theirs) = Channel::pair().map_err(io_at("socketpair"))?;
+        // SAFETY: one thread (the caller's promise), so the child may do
+        // anything the parent could.
+        match unsafe { libc::fork() } {
+            -1 => Err(io_at("fork")(std::io::Error::last_os_error())),
+            0 => {
+                // Our copy of the starter's end would keep the channel
+                // open after the starter died.
+                drop(channel);
+                let code = monitor_child(theirs, attached).map_or(1, |()| body());
+                std::process::exit(code)
+            }
+            pid => Ok(Monitor {
+                unused: Some((MonitorProcess(pid), channel)),
+                attached,
+            }),
+        }
+    }
+
+    fn take(&mut self) -> (MonitorProcess, Channel) {
         self.unused.take().expect("a monitor serves one start")
     }
 }
 
 impl Drop for Monitor {
     fn drop(&mut self) {
-        if let Some((mut child, channel)) = self.unused.take() {
+        if let Some((child, channel)) = self.unused.take() {
             // Never told what to run: it leaves when its channel closes.
             drop(channel);
             let _ = child.wait();
+        }
+    }
+}
+
+/// A forked monitor's set-up, as [`Monitor::spawn`] does before exec:
+/// its own session when detached, and the channel at [`CHANNEL_FD`].
+fn monitor_child(channel: UnixStream, attached: bool) -> std::io::Result<()> {
+    if !attached {
+        rustix::process::setsid()?;
+        let null = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")?;
+        for fd in 0..=2 {
+            dup_onto(&null, fd)?;
+        }
+    }
+    if channel.as_raw_fd() == CHANNEL_FD {
+        // The channel's reader takes CHANNEL_FD over: ours must not close it.
+        std::mem::forget(channel);
+        return Ok(());
+    }
+    dup_onto(&channel, CHANNEL_FD)
+}
+
+/// Makes descriptor `to` a copy of `fd` (closing what `to` was).
+fn dup_onto(fd: &impl AsRawFd, to: i32) -> std::io::Result<()> {
+    // SAFETY: dup2 only changes the descriptor table; `to` is a number
+    // the caller owns by convention (stdio, or the channel's).
+    if unsafe { libc::dup2(fd.as_raw_fd(), to) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// How many threads this process has (from `/proc`).
+fn threads() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A monitor process of ours: spawned or forked.
+struct MonitorProcess(i32);
+
+impl MonitorProcess {
+    fn wait(&self) -> std::io::Result<std::process::ExitStatus> {
+        use std::os::unix::process::ExitStatusExt;
+        let mut status = 0;
+        // SAFETY: waitpid on our own child, with a valid out-pointer.
+        loop {
+            if unsafe { libc::waitpid(self.0, &mut status, 0) } >= 0 {
+                return Ok(std::process::ExitStatus::from_raw(status));
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
         }
     }
 }
@@ -96,7 +190,7 @@ impl Drop for Monitor {
 pub struct Attached {
     id: String,
     tty: bool,
-    monitor: Child,
+    monitor: MonitorProcess,
     channel: Channel,
     /// Volume subpaths the bundle names through our `/proc/<pid>/fd`:
     /// open until the runtime has mounted them.
@@ -161,7 +255,6 @@ impl Containers<'_> {
                 // The monitor lives on, and tidies up after the exit (its
                 // channel is closed when we drop it); nobody waits for it
                 // but init.
-                std::mem::forget(child);
                 Ok(Started::Detached)
             }
             other => Err(self.failed_start(&c, other, child, channel)),
@@ -176,9 +269,12 @@ impl Containers<'_> {
                 Some(Report::Started) => a.held.clear(),
                 Some(Report::Exited(code)) => {
                     self.cleanup(&a.id)?;
-                    a.channel.cleaned();
+                    if a.channel.cleaned() {
+                        // It deletes what the removal put in the trash,
+                        // while we return.
+                        self.store.defer_trash();
+                    }
                     // It exits as soon as it reads that; no need to wait.
-                    std::mem::forget(a.monitor);
                     return Ok(code);
                 }
                 None => {
@@ -201,7 +297,7 @@ impl Containers<'_> {
         &self,
         c: &Container,
         report: Option<Report>,
-        mut monitor: Child,
+        monitor: MonitorProcess,
         channel: Channel,
     ) -> ContainerError {
         drop(channel);

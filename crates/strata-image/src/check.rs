@@ -75,6 +75,11 @@ impl Store {
             );
         }
 
+        if repair {
+            // Not a problem: what removals left to delete later.
+            let trash = self.layout.trash();
+            self.trash().empty().map_err(crate::error::io_at(&trash))?;
+        }
         let has_driver = self.recorded_driver()?.is_some();
         if has_driver {
             for p in self.snapshots()?.check(repair)? {

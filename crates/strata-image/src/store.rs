@@ -17,7 +17,7 @@
 //!   store as it was. Otherwise it leaves its mark, and the next command
 //!   that writes tidies up.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashSet;
 use std::path::Path;
 use std::rc::Rc;
@@ -27,6 +27,7 @@ use strata_store::content::ContentStore;
 use strata_store::lock::{LockMode, StoreLock};
 use strata_store::meta::Db;
 use strata_store::meta::images as meta;
+use strata_store::trash::Trash;
 use strata_store::writers::Writers;
 use strata_store::{Digest, Layout};
 
@@ -50,6 +51,8 @@ pub struct Store {
     /// Layers this handle stored; those no image uses when it is dropped
     /// were left by a failed command.
     stored_layers: RefCell<Vec<Digest>>,
+    /// Another process empties the trash after this one ([`Store::defer_trash`]).
+    trash_deferred: Cell<bool>,
 }
 
 impl Store {
@@ -96,6 +99,7 @@ impl Store {
             snapshots: OnceCell::new(),
             lock: RefCell::new(lock),
             stored_layers: RefCell::new(Vec::new()),
+            trash_deferred: Cell::new(false),
         })
     }
 
@@ -123,6 +127,18 @@ impl Store {
             self.requested_driver.as_deref(),
         )?;
         Ok(self.snapshots.get_or_init(|| s).as_ref())
+    }
+
+    /// Where removed folders wait to be deleted ([`strata_store::trash`]).
+    pub fn trash(&self) -> Trash {
+        Trash::new(&self.layout.trash())
+    }
+
+    /// Leaves emptying the trash to a process that outlives this handle
+    /// (a container's monitor), so this command returns without waiting
+    /// for the deletes.
+    pub fn defer_trash(&self) {
+        self.trash_deferred.set(true);
     }
 
     /// The driver the store was made with, without opening it.
@@ -226,15 +242,25 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
-        match self.drop_unused_layers() {
-            // Done, nothing left behind: the mark can go.
-            Ok(true) => {
-                if let Err(e) = self.writers.leave() {
-                    tracing::warn!("{}: {e}", self.layout.writers().display());
-                }
+        let tidied = match self.drop_unused_layers() {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::warn!("removing the layers a failed command stored: {e}");
+                false
             }
-            Ok(false) => {}
-            Err(e) => tracing::warn!("removing the layers a failed command stored: {e}"),
+        };
+        let writer = self.lock.borrow().held().is_some();
+        if writer
+            && !self.trash_deferred.get()
+            && let Err(e) = self.trash().empty()
+        {
+            // The mark stays, so the next writer's repair empties it.
+            tracing::warn!("{}: {e}", self.layout.trash().display());
+            return;
+        }
+        // Done, nothing left behind: the mark can go.
+        if tidied && let Err(e) = self.writers.leave() {
+            tracing::warn!("{}: {e}", self.layout.writers().display());
         }
     }
 }

@@ -122,7 +122,8 @@ pub trait Snapshotter {
     /// Makes the active snapshot `key` the committed snapshot `name`,
     /// recording its usage so [`Snapshotter::usage`] never walks it again.
     fn commit(&self, name: &str, key: &str) -> Result<(), SnapshotError>;
-    /// Removes a snapshot that is nobody's parent.
+    /// Removes a snapshot that is nobody's parent. Its files go to the
+    /// store's trash ([`strata_store::trash`]), deleted when it is emptied.
     fn remove(&self, key: &str) -> Result<(), SnapshotError>;
     fn stat(&self, key: &str) -> Result<Info, SnapshotError>;
     fn usage(&self, key: &str) -> Result<Usage, SnapshotError>;

@@ -6,7 +6,9 @@
 use std::path::Path;
 use std::rc::Rc;
 
+use strata_store::Layout;
 use strata_store::meta::{Db, settings};
+use strata_store::trash::Trash;
 
 use crate::mount::mount;
 use crate::overlay::Overlay;
@@ -83,9 +85,10 @@ pub fn open(
         }
     };
     let dir = root.join(&name);
+    let trash = || Trash::new(&Layout::new(root).trash());
     Ok(match name.as_str() {
-        Overlay::NAME => Box::new(Snapshots::open(&dir, db, Overlay)?),
-        Vfs::NAME => Box::new(Snapshots::open(&dir, db, Vfs)?),
+        Overlay::NAME => Box::new(Snapshots::open(&dir, db, Overlay, trash())?),
+        Vfs::NAME => Box::new(Snapshots::open(&dir, db, Vfs, trash())?),
         other => return Err(SelectError::Unknown(other.to_owned()).into()),
     })
 }

@@ -16,6 +16,7 @@ use std::rc::Rc;
 
 use strata_store::meta::snapshots::{self as rows, NewSnapshot, SnapshotRow};
 use strata_store::meta::{Db, Transaction};
+use strata_store::trash::Trash;
 
 use crate::{Info, Kind, Mount, Options, Problem, SnapshotError, Snapshotter, Usage};
 
@@ -34,6 +35,8 @@ pub struct Snapshots<D: Driver> {
     root: PathBuf,
     db: Rc<Db>,
     driver: D,
+    /// Where a removed snapshot's folder goes to be deleted.
+    trash: Trash,
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> SnapshotError + '_ {
@@ -44,13 +47,14 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> SnapshotError + '_ {
 }
 
 impl<D: Driver> Snapshots<D> {
-    pub fn open(root: &Path, db: Rc<Db>, driver: D) -> Result<Self, SnapshotError> {
+    pub fn open(root: &Path, db: Rc<Db>, driver: D, trash: Trash) -> Result<Self, SnapshotError> {
         let dir = root.join("snapshots");
         std::fs::create_dir_all(&dir).map_err(io_at(&dir))?;
         Ok(Snapshots {
             root: root.to_owned(),
             db,
             driver,
+            trash,
         })
     }
 
@@ -212,15 +216,12 @@ impl<D: Driver> Snapshotter for Snapshots<D> {
                 reason: "is the parent of other snapshots; remove them first".into(),
             });
         }
+        // Files first: a crash between leaves a record without files,
+        // which the check removes.
         let dir = self.dir(row.id);
-        let gone = dir.with_extension("del");
-        match std::fs::rename(&dir, &gone) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_at(&dir)(e)),
-        }
+        self.trash.put(&dir).map_err(io_at(&dir))?;
         self.db.write(|tx| rows::delete(tx, row.id))?;
-        strata_store::fsutil::remove_any(&gone).map_err(io_at(&gone))
+        Ok(())
     }
 
     fn stat(&self, key: &str) -> Result<Info, SnapshotError> {

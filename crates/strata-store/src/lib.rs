@@ -1,6 +1,7 @@
 //! The bottom of Strata: blobs by digest ([`content`]), metadata in SQLite
-//! ([`meta`]), the store lock ([`lock`]) and the marks of who is writing
-//! ([`writers`]), and where things live under the store root ([`Layout`]).
+//! ([`meta`]), the store lock ([`lock`]), the marks of who is writing
+//! ([`writers`]), the [`trash`], and where things live under the store root
+//! ([`Layout`]).
 //!
 //! Nothing here knows about layers' contents, storage drivers or images.
 
@@ -10,6 +11,7 @@ pub mod failpoint;
 pub mod fsutil;
 pub mod lock;
 pub mod meta;
+pub mod trash;
 pub mod writers;
 
 pub use digest::Digest;
@@ -48,6 +50,11 @@ impl Layout {
     /// The marks of commands writing to the store ([`writers`]).
     pub fn writers(&self) -> PathBuf {
         self.root.join("writers")
+    }
+
+    /// Folders removed from the records, waiting to be deleted ([`trash`]).
+    pub fn trash(&self) -> PathBuf {
+        self.root.join("trash")
     }
 
     /// Scratch space on the store's filesystem (spooled input, staging).

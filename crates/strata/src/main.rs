@@ -33,12 +33,23 @@ fn main() {
     let mut out = stdout.lock();
     let result = run(cli, &mut out);
     let _ = out.flush();
-    if let Err(e) = result {
-        if let Some(container::Exit(code)) = e.downcast_ref() {
-            std::process::exit(*code);
-        }
-        eprintln!("Error: {}", message(&e));
-        std::process::exit(1);
+    match exit_code(result) {
+        0 => {}
+        code => std::process::exit(code),
+    }
+}
+
+/// The exit status a command's result gives, once an error is said.
+fn exit_code(result: anyhow::Result<()>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(e) => match e.downcast_ref() {
+            Some(container::Exit(code)) => *code,
+            None => {
+                eprintln!("Error: {}", message(&e));
+                1
+            }
+        },
     }
 }
 
@@ -131,11 +142,13 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         command => command,
     };
     let monitor = monitor_command(settings.root.clone(), cli.config.clone());
-    // `run`'s monitor starts before anything else, so its exec runs while
-    // this process opens the store and makes the container.
+    // `run`'s monitor starts before anything else: a fork of this process,
+    // which runs while this one opens the store and makes the container.
     let run_monitor = match &command {
         Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => {
-            Some(strata_container::Monitor::spawn(monitor(), !a.detach)?)
+            let body = || exit_code(container::monitor(&settings));
+            // SAFETY: one thread so far, and the store is not open yet.
+            Some(unsafe { strata_container::Monitor::fork(body, !a.detach)? })
         }
         _ => None,
     };

@@ -41,6 +41,7 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 fn run_rm_has_removed_the_container_when_it_returns() {
     let s = Strata::new();
     image(&s);
+    let layers = s.state().snapshots;
     // The same name twice in a row: the first is gone, name and all.
     for _ in 0..2 {
         let out = s.ok(&[
@@ -69,6 +70,29 @@ fn run_rm_has_removed_the_container_when_it_returns() {
     assert_eq!(common::mounts_under(&s.root), Vec::<String>::new());
     // Every command finished cleanly: no writer's mark asks for a repair.
     assert_eq!(s.writer_marks(), 0);
+    // The folders went to the trash at once, and the monitors empty it.
+    assert_eq!(s.state().snapshots, layers);
+    assert_eq!(
+        common::listing(&s.root.join("containers")),
+        Vec::<String>::new()
+    );
+    eventually("the monitors empty the trash", || s.trash_entries() == 0);
+}
+
+#[test]
+fn removals_empty_the_trash_before_returning_or_at_the_next_write() {
+    let s = Strata::new();
+    image(&s);
+    s.ok(&["create", "--name", "gone", "bb", "true"]);
+    s.ok(&["rm", "gone"]);
+    assert_eq!(s.trash_entries(), 0, "rm deletes before it returns");
+    // What a killed process left in the trash goes with the next write.
+    let left = s.root.join("trash/left-by-a-killed-monitor");
+    std::fs::create_dir_all(left.join("fs/deep")).unwrap();
+    std::fs::write(left.join("fs/deep/file"), b"data").unwrap();
+    s.ok(&["create", "--name", "next", "bb", "true"]);
+    assert_eq!(s.trash_entries(), 0);
+    assert_eq!(s.ok(&["system", "check"]), "no problems found\n");
 }
 
 #[test]

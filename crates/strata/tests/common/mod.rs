@@ -121,6 +121,11 @@ impl Strata {
         std::fs::read_dir(self.root.join("writers")).map_or(0, |d| d.count())
     }
 
+    /// What waits in the trash to be deleted.
+    pub fn trash_entries(&self) -> usize {
+        std::fs::read_dir(self.root.join("trash")).map_or(0, |d| d.count())
+    }
+
     /// `image inspect` as JSON.
     pub fn inspect(&self, image: &str) -> serde_json::Value {
         let out = self.ok(&["image", "inspect", image]);
@@ -150,16 +155,7 @@ impl Strata {
 
     /// Everything a failed command must leave as it was.
     pub fn state(&self) -> StoreState {
-        let listing = |p: PathBuf| -> Vec<String> {
-            let mut v: Vec<String> = std::fs::read_dir(&p)
-                .map(|d| {
-                    d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                        .collect()
-                })
-                .unwrap_or_default();
-            v.sort();
-            v
-        };
+        let listing = |p: PathBuf| listing(&p);
         let snapshots = ["overlay", "vfs"]
             .iter()
             .flat_map(|d| listing(self.root.join(d).join("snapshots")))
@@ -181,6 +177,7 @@ impl Strata {
             blobs: listing(self.root.join("content/blobs/sha256")),
             ingest: listing(self.root.join("content/ingest")),
             tmp: listing(self.root.join("tmp")),
+            trash: listing(self.root.join("trash")),
             // Lock files (dot names) come and go with any volume command.
             volumes: listing(self.root.join("volumes"))
                 .into_iter()
@@ -211,12 +208,25 @@ pub struct StoreState {
     pub blobs: Vec<String>,
     pub ingest: Vec<String>,
     pub tmp: Vec<String>,
+    pub trash: Vec<String>,
     pub volumes: Vec<String>,
     pub volume_records: String,
     pub check: String,
 }
 
 /// Waits (up to 10 s) for a server to make its socket at `path`.
+/// The names in a folder, sorted; none if it is missing.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
 pub fn wait_for_socket(path: &Path) {
     let t = std::time::Instant::now();
     while !path.exists() {
