@@ -212,11 +212,14 @@ fn wait_started(
             }
         };
         // The pid file is the runtime's word that the container started;
-        // a quick container may already have exited when we look.
+        // a quick container may already have exited when we look (then
+        // the state is written once, with its exit).
         if !pid_seen && let Some(pid) = read_pid(pid_file) {
             pid_seen = true;
             record.pid = pid;
-            state::write(plan.state, record)?;
+            if status.is_none() {
+                state::write(plan.state, record)?;
+            }
             (plan.on_start)();
         }
         if let Some(status) = status {
