@@ -110,14 +110,20 @@ pub fn create(ctx: &Ctx, a: &CreateArgs, out: &mut dyn Write) -> anyhow::Result<
 /// early as it could: attached unless `-d`).
 pub fn run(ctx: &Ctx, a: &RunArgs, monitor: Monitor, out: &mut dyn Write) -> anyhow::Result<()> {
     let containers = ctx.containers();
-    let c = containers.create(&create_options(ctx, &a.create)?)?;
+    let opts = create_options(ctx, &a.create)?;
+    out.flush()?;
+    // One batch: the new records' fsync runs while the runtime starts,
+    // and still ends before `run` reports anything (the ID, or the exit).
+    let (c, started) = ctx.store.db().batch(|| -> anyhow::Result<_> {
+        let c = containers.create(&opts)?;
+        let started = containers.start(c.id(), monitor)?;
+        Ok((c, started))
+    })?;
     if a.detach {
-        containers.start(c.id(), monitor)?;
         writeln!(out, "{}", c.id())?;
         return Ok(());
     }
-    out.flush()?;
-    let Started::Attached(attached) = containers.start(c.id(), monitor)? else {
+    let Started::Attached(attached) = started else {
         bail!("container {} did not start attached", c.name());
     };
     wait_attached(&containers, attached)
