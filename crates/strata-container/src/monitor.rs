@@ -2,8 +2,10 @@
 //! Strata has no daemon.
 //!
 //! A start takes two processes. The `strata` that starts a container (the
-//! starter) launches the monitor (`strata container-monitor`) first, so its
-//! exec overlaps the starter's own work; then it mounts the root filesystem
+//! starter) launches the monitor first, so its start-up overlaps the
+//! starter's own work: `run` forks itself ([`crate::Monitor::fork`]), `start`
+//! executes `strata container-monitor` ([`crate::Monitor::spawn`]). Then the
+//! starter mounts the root filesystem
 //! and writes the bundle (see [`Containers::start`]) and sends the monitor a
 //! [`MonitorRequest`] on a channel, a socket at [`CHANNEL_FD`]. The monitor
 //! runs the bundle through the runtime without opening the store, and

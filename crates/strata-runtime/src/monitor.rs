@@ -1,7 +1,7 @@
 //! The monitor: the one process that stays with a running container.
 //!
 //! Strata has no daemon, so whoever starts a container hands it to a
-//! monitor (`strata` itself, re-executed) that outlives the command. It runs
+//! monitor (a `strata` process of its own) that outlives the command. It runs
 //! the runtime's `run` in the foreground, copies the container's output
 //! into the log (and to the user's terminal when attached), records the
 //! start and the exit code in the state file, and exits with that code.
