@@ -220,10 +220,9 @@ impl Db {
         // NORMAL: commits append to the log without an fsync; checkpoints
         // still sync, so the database stays consistent.
         self.set_synchronous("NORMAL")?;
-        self.batches.set(1);
+        let open = OpenBatch::begin(self);
         let result = f();
-        self.batches.set(0);
-        let synced = self.set_synchronous("FULL").and_then(|()| self.sync_log());
+        let synced = open.close().and_then(|()| self.sync_log());
         let value = result?;
         synced?;
         Ok(value)
@@ -277,6 +276,32 @@ impl Db {
             path: self.path.clone(),
             source,
         }
+    }
+}
+
+/// A running [`Db::batch`]. Dropped without [`OpenBatch::close`] (the
+/// batch panicked, in a process that lives on), it still puts every
+/// commit back to waiting for the disk.
+struct OpenBatch<'a>(&'a Db);
+
+impl<'a> OpenBatch<'a> {
+    fn begin(db: &'a Db) -> OpenBatch<'a> {
+        db.batches.set(1);
+        OpenBatch(db)
+    }
+
+    fn close(self) -> Result<(), MetaError> {
+        let db = self.0;
+        std::mem::forget(self);
+        db.batches.set(0);
+        db.set_synchronous("FULL")
+    }
+}
+
+impl Drop for OpenBatch<'_> {
+    fn drop(&mut self) {
+        self.0.batches.set(0);
+        let _ = self.0.set_synchronous("FULL");
     }
 }
 
@@ -414,6 +439,12 @@ mod tests {
             db.write(|tx| tx.execute_batch("INSERT INTO no_such_table VALUES (1)"))
         });
         assert!(failed.is_err());
+        assert_eq!(synchronous(&db), full);
+        // A batch that panics, in a process that lives on, restores it too.
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = db.batch(|| -> Result<(), MetaError> { panic!("in a batch") });
+        }));
+        assert!(panicked.is_err());
         assert_eq!(synchronous(&db), full);
         drop(db);
         assert_eq!(driver(&Db::open(&path).unwrap()).as_deref(), Some("vfs"));
