@@ -98,7 +98,12 @@ impl Monitor {
                 // Our copy of the starter's end would keep the channel
                 // open after the starter died.
                 drop(channel);
-                let code = monitor_child(theirs, attached).map_or(1, |()| body());
+                // A panic must end the child here: unwinding further would
+                // return into the starter's code, in the wrong process.
+                let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    monitor_child(theirs, attached).map_or(1, |()| body())
+                }))
+                .unwrap_or(101);
                 std::process::exit(code)
             }
             pid => Ok(Monitor {
