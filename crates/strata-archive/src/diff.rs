@@ -45,6 +45,14 @@ pub struct DiffError {
     source: io::Error,
 }
 
+impl DiffError {
+    /// Whether the writing stopped because the reader of the tar went
+    /// away: then the reader's own error says why.
+    pub fn reader_gone(&self) -> bool {
+        self.source.kind() == io::ErrorKind::BrokenPipe
+    }
+}
+
 /// Writes the changes of `source` as a layer tar to `out`.
 pub fn write_diff<W: Write>(source: &Source, out: W) -> Result<(W, Diffed), DiffError> {
     let (upper, lower) = match source {

@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use strata_archive::diff::{Source, write_diff};
+use strata_archive::diff::{DiffError, Source, write_diff};
 use strata_snapshot::{Mount, SnapshotError};
 
 use crate::error::{ImageError, Result, archive};
@@ -42,9 +42,17 @@ impl SnapshotChanges {
             let producer = s.spawn(|| write_diff(&self.source(), writer).map(drop));
             let result = with(Box::new(reader));
             let produced = producer.join().expect("the diff writer does not panic");
-            let value = result?;
-            produced.map_err(|e| archive(&self.upper.to_string_lossy(), e.to_string()))?;
-            Ok(value)
+            let writer_err = |e: DiffError| archive(&self.upper.to_string_lossy(), e.to_string());
+            match (result, produced) {
+                // The writer failed first (a file changed while it was read):
+                // the reader only saw the tar end early.
+                (Err(_), Err(e)) if !e.reader_gone() => Err(writer_err(e).into()),
+                (result, produced) => {
+                    let value = result?;
+                    produced.map_err(writer_err)?;
+                    Ok(value)
+                }
+            }
         })
     }
 }
@@ -81,5 +89,43 @@ impl Store {
                 reason: format!("is not a writable snapshot ({other:?})"),
             })),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_that_changes_while_streamed_is_the_error_not_the_short_tar() {
+        let t = tempfile::tempdir().unwrap();
+        let big = t.path().join("big");
+        // Larger than a pipe's buffer, so the writer is mid-file when the
+        // reader starts.
+        std::fs::write(&big, vec![7u8; 1 << 20]).unwrap();
+        let changes = SnapshotChanges {
+            upper: t.path().to_owned(),
+            lowers: Vec::new(),
+            overlay: true,
+        };
+        let err = changes
+            .stream(|mut reader| -> Result<()> {
+                // Into the file's content, then the file shrinks.
+                let mut start = [0u8; 8192];
+                reader.read_exact(&mut start).unwrap();
+                std::fs::File::create(&big).unwrap();
+                let mut tar = Vec::new();
+                reader.read_to_end(&mut tar).unwrap();
+                Err(archive(
+                    "the layer",
+                    "the tar stream ends in the middle of an entry",
+                ))
+            })
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("'big' changed while being archived"),
+            "{err}"
+        );
     }
 }
