@@ -15,7 +15,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
-use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -190,42 +189,49 @@ fn wait_started(
     record: &mut RunState,
     plan: &mut Plan,
 ) -> Result<ExitStatus> {
-    // A thread blocks in wait(), so the exit is seen the moment it happens
-    // (`run` of a quick container waits on exactly that); this thread only
-    // polls for the pid file, which has no event to wait on.
-    let (tx, exited) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    let mut pause = Duration::from_micros(500);
     let runtime = plan.runtime.name();
-    let lost = || io_at(&runtime)(std::io::Error::other("lost the runtime's exit"));
+    // The exit is an event (the pidfd turns readable the moment it
+    // happens: `run` of a quick container waits on exactly that); the pid
+    // file has none, so it is looked for meanwhile.
+    let exit = rustix::process::pidfd_open(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .map_err(|e| io_at(&runtime)(e.into()))?;
+    let mut pause = Duration::from_micros(500);
     let mut pid_seen = false;
     loop {
-        let status = if pid_seen {
-            Some(exited.recv().map_err(|_| lost())?)
-        } else {
-            match exited.recv_timeout(pause) {
-                Ok(s) => Some(s),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => return Err(lost()),
-            }
-        };
+        let exited =
+            readable(&exit, (!pid_seen).then_some(pause)).map_err(|e| io_at(&runtime)(e.into()))?;
         // The pid file is the runtime's word that the container started;
         // a quick container may already have exited when we look (then
         // the state is written once, with its exit).
         if !pid_seen && let Some(pid) = read_pid(pid_file) {
             pid_seen = true;
             record.pid = pid;
-            if status.is_none() {
+            if !exited {
                 state::write(plan.state, record)?;
             }
             (plan.on_start)();
         }
-        if let Some(status) = status {
-            return status.map_err(io_at(runtime));
+        if exited {
+            return child.wait().map_err(io_at(runtime));
         }
         pause = (pause * 2).min(Duration::from_millis(4));
+    }
+}
+
+/// Whether `fd` turns readable within `timeout` (forever if None).
+fn readable(fd: &OwnedFd, timeout: Option<Duration>) -> rustix::io::Result<bool> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let timeout = timeout.map(|t| Timespec::try_from(t).expect("a short pause fits"));
+    let mut fds = [PollFd::new(fd, PollFlags::IN)];
+    loop {
+        match poll(&mut fds, timeout.as_ref()) {
+            Ok(n) => return Ok(n > 0),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e),
+        }
     }
 }
 
