@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustix::fd::BorrowedFd;
@@ -62,17 +62,12 @@ pub fn run(mut plan: Plan) -> Result<i32> {
         exit_code: None,
     };
     state::write(plan.state, &record)?;
-    let log = Arc::new(Mutex::new(
-        LogWriter::open(plan.log).map_err(io_at(plan.log))?,
-    ));
+    let log = LogWriter::open(plan.log).map_err(io_at(plan.log))?;
     let pid_file = plan.bundle.join("pid");
     let _ = std::fs::remove_file(&pid_file);
-    let (child, copiers, hub) = spawn(&plan, &pid_file, &log)?;
+    let (child, copier, hub) = spawn(&plan, &pid_file, log)?;
     let status = wait_started(child, &pid_file, &mut record, &mut plan)?;
-    for c in copiers {
-        let _ = c.join();
-    }
-    let _ = log.lock().map(|mut l| l.flush());
+    let _ = copier.join();
     let code = exit_code(status);
     record.running = false;
     record.exit_code = Some(code);
@@ -101,15 +96,13 @@ fn ignore_job_signals() {
     }
 }
 
-type Copiers = Vec<std::thread::JoinHandle<()>>;
-
-/// Starts the runtime with the container's stdio, and the threads that
-/// copy it; the hub that serves it to `strata attach`.
+/// Starts the runtime with the container's stdio, and the thread that
+/// copies its output; the hub that serves it to `strata attach`.
 fn spawn(
     plan: &Plan,
     pid_file: &Path,
-    log: &Arc<Mutex<LogWriter>>,
-) -> Result<(Child, Copiers, Arc<Hub>)> {
+    log: LogWriter,
+) -> Result<(Child, std::thread::JoinHandle<()>, Arc<Hub>)> {
     let mut cmd = plan.runtime.run_command(plan.bundle, plan.id, pid_file);
     let spawn_err = |e| io_at(PathBuf::from(plan.runtime.name()))(e);
     let Stdio3 {
@@ -174,11 +167,8 @@ fn spawn(
             .map_err(spawn_err)?;
         }
     }
-    let copiers = outputs
-        .into_iter()
-        .map(|(from, stream)| copier(from, stream, log.clone(), hub.clone(), attached))
-        .collect();
-    Ok((child, copiers, hub))
+    let copier = copier(outputs, log, hub.clone(), attached);
+    Ok((child, copier, hub))
 }
 
 /// Waits for the runtime; on the way, notes the container's pid (when the
@@ -201,8 +191,9 @@ fn wait_started(
     let mut pause = Duration::from_micros(500);
     let mut pid_seen = false;
     loop {
-        let exited =
-            readable(&exit, (!pid_seen).then_some(pause)).map_err(|e| io_at(&runtime)(e.into()))?;
+        let exited = !readable(&[exit.as_fd()], (!pid_seen).then_some(pause))
+            .map_err(|e| io_at(&runtime)(e.into()))?
+            .is_empty();
         // The pid file is the runtime's word that the container started;
         // a quick container may already have exited when we look (then
         // the state is written once, with its exit).
@@ -221,54 +212,83 @@ fn wait_started(
     }
 }
 
-/// Whether `fd` turns readable within `timeout` (forever if None).
-fn readable(fd: &OwnedFd, timeout: Option<Duration>) -> rustix::io::Result<bool> {
+/// Which of `fds` are readable (or ended), waiting at most `timeout`
+/// (forever if None) for one to be.
+fn readable(fds: &[BorrowedFd], timeout: Option<Duration>) -> rustix::io::Result<Vec<usize>> {
     use rustix::event::{PollFd, PollFlags, Timespec, poll};
     let timeout = timeout.map(|t| Timespec::try_from(t).expect("a short pause fits"));
-    let mut fds = [PollFd::new(fd, PollFlags::IN)];
+    let mut polled: Vec<PollFd> = fds
+        .iter()
+        .map(|fd| PollFd::new(fd, PollFlags::IN))
+        .collect();
     loop {
-        match poll(&mut fds, timeout.as_ref()) {
-            Ok(n) => return Ok(n > 0),
+        match poll(&mut polled, timeout.as_ref()) {
+            Ok(_) => break,
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e),
         }
     }
+    Ok(polled
+        .iter()
+        .enumerate()
+        .filter(|(_, fd)| !fd.revents().is_empty())
+        .map(|(i, _)| i)
+        .collect())
 }
 
 fn read_pid(path: &Path) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-/// Copies one output stream into the log, to whoever is attached and,
-/// when attached, to ours.
+/// Copies the container's output streams into the log, to whoever is
+/// attached and, when attached, to ours: one thread reading whichever has
+/// data, until all have ended; then the log's last partial lines.
 fn copier(
-    mut from: File,
-    stream: Stream,
-    log: Arc<Mutex<LogWriter>>,
+    outputs: Vec<(File, Stream)>,
+    mut log: LogWriter,
     hub: Arc<Hub>,
     attached: bool,
 ) -> std::thread::JoinHandle<()> {
-    let fd = match stream {
-        Stream::Stdout => 1,
-        Stream::Stderr => 2,
-    };
-    let mut to = attached.then(|| attach::dup_stdio(fd).ok()).flatten();
+    let mut open: Vec<(File, Stream, Option<File>)> = outputs
+        .into_iter()
+        .map(|(from, stream)| {
+            let fd = match stream {
+                Stream::Stdout => 1,
+                Stream::Stderr => 2,
+            };
+            let ours = attached.then(|| attach::dup_stdio(fd).ok()).flatten();
+            (from, stream, ours)
+        })
+        .collect();
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = match from.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
+        while !open.is_empty() {
+            let fds: Vec<BorrowedFd> = open.iter().map(|(from, ..)| from.as_fd()).collect();
+            let Ok(ready) = readable(&fds, None) else {
+                break;
             };
-            if let Some(to) = to.as_mut() {
-                // The user may have gone: the log still gets everything.
-                let _ = to.write_all(&buf[..n]);
+            let mut ended = Vec::new();
+            for i in ready {
+                let (from, stream, ours) = &mut open[i];
+                let n = match from.read(&mut buf) {
+                    Ok(0) | Err(_) => {
+                        ended.push(i);
+                        continue;
+                    }
+                    Ok(n) => n,
+                };
+                if let Some(to) = ours.as_mut() {
+                    // The user may have gone: the log still gets everything.
+                    let _ = to.write_all(&buf[..n]);
+                }
+                let _ = log.write(*stream, &buf[..n]);
+                hub.output(*stream, &buf[..n]);
             }
-            if let Ok(mut l) = log.lock() {
-                let _ = l.write(stream, &buf[..n]);
+            for i in ended.into_iter().rev() {
+                open.remove(i);
             }
-            hub.output(stream, &buf[..n]);
         }
+        let _ = log.flush();
     })
 }
 
