@@ -238,7 +238,8 @@ impl<'s> Containers<'s> {
         Ok(found)
     }
 
-    /// Unmounts (if mounted) and removes a container's folder.
+    /// Unmounts (if mounted) and removes a container's folder (into the
+    /// store's trash).
     pub(crate) fn remove_folder(&self, id: &str) -> Result<()> {
         let rootfs = self.rootfs(id);
         strata_snapshot::mount::unmount(&rootfs).map_err(io_at(&rootfs))?;

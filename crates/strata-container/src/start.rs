@@ -53,21 +53,13 @@ impl Monitor {
                 .stderr(Stdio::null());
         }
         // SAFETY: between fork and exec only async-signal-safe calls:
-        // setsid, fcntl and dup2.
+        // setsid, and fcntl or dup2 in channel_at_fd.
         unsafe {
             cmd.pre_exec(move || {
                 if !attached {
                     rustix::process::setsid()?;
                 }
-                if raw == CHANNEL_FD {
-                    // Already in place: only drop close-on-exec.
-                    if libc::fcntl(raw, libc::F_SETFD, 0) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                } else if libc::dup2(raw, CHANNEL_FD) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
+                channel_at_fd(raw)
             });
         }
         let child = cmd.spawn().map_err(io_at("strata monitor"))?;
@@ -141,18 +133,36 @@ fn monitor_child(channel: UnixStream, attached: bool) -> std::io::Result<()> {
             dup_onto(&null, fd)?;
         }
     }
+    channel_at_fd(channel.as_raw_fd())?;
     if channel.as_raw_fd() == CHANNEL_FD {
         // The channel's reader takes CHANNEL_FD over: ours must not close it.
         std::mem::forget(channel);
-        return Ok(());
     }
-    dup_onto(&channel, CHANNEL_FD)
+    Ok(())
 }
 
-/// Makes descriptor `to` a copy of `fd` (closing what `to` was).
+/// Puts the channel `raw` at [`CHANNEL_FD`], open across exec. Only
+/// async-signal-safe calls: it also runs between fork and exec.
+fn channel_at_fd(raw: i32) -> std::io::Result<()> {
+    // SAFETY: fcntl and dup2 only change the descriptor table; CHANNEL_FD
+    // is ours by convention.
+    let done = unsafe {
+        if raw == CHANNEL_FD {
+            // Already in place: only drop close-on-exec.
+            libc::fcntl(raw, libc::F_SETFD, 0)
+        } else {
+            libc::dup2(raw, CHANNEL_FD)
+        }
+    };
+    if done < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Makes stdio descriptor `to` a copy of `fd` (closing what `to` was).
 fn dup_onto(fd: &impl AsRawFd, to: i32) -> std::io::Result<()> {
-    // SAFETY: dup2 only changes the descriptor table; `to` is a number
-    // the caller owns by convention (stdio, or the channel's).
+    // SAFETY: dup2 only changes the descriptor table; stdio is ours.
     if unsafe { libc::dup2(fd.as_raw_fd(), to) } < 0 {
         return Err(std::io::Error::last_os_error());
     }
