@@ -94,8 +94,8 @@ const MIGRATIONS: &[&str] = &[
 pub struct Db {
     conn: RefCell<Connection>,
     path: PathBuf,
-    /// How many [`Db::batch`] calls are running (they nest).
-    batches: Cell<u32>,
+    /// Inside a [`Db::batch`] (an inner one joins the outer).
+    in_batch: Cell<bool>,
 }
 
 impl Db {
@@ -144,7 +144,7 @@ impl Db {
         let db = Db {
             conn: RefCell::new(conn),
             path: path.to_owned(),
-            batches: Cell::new(0),
+            in_batch: Cell::new(false),
         };
         db.migrate()?;
         if new_wal {
@@ -213,8 +213,7 @@ impl Db {
     /// log replays as a prefix), and leaves a state that a killed process
     /// leaves too, which the store's recovery already repairs. Batches nest.
     pub fn batch<T, E: From<MetaError>>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
-        let depth = self.batches.get();
-        if depth > 0 {
+        if self.in_batch.get() {
             return f();
         }
         // NORMAL: commits append to the log without an fsync; checkpoints
@@ -286,22 +285,25 @@ struct OpenBatch<'a>(&'a Db);
 
 impl<'a> OpenBatch<'a> {
     fn begin(db: &'a Db) -> OpenBatch<'a> {
-        db.batches.set(1);
+        db.in_batch.set(true);
         OpenBatch(db)
     }
 
     fn close(self) -> Result<(), MetaError> {
-        let db = self.0;
+        let ended = self.end();
         std::mem::forget(self);
-        db.batches.set(0);
-        db.set_synchronous("FULL")
+        ended
+    }
+
+    fn end(&self) -> Result<(), MetaError> {
+        self.0.in_batch.set(false);
+        self.0.set_synchronous("FULL")
     }
 }
 
 impl Drop for OpenBatch<'_> {
     fn drop(&mut self) {
-        self.0.batches.set(0);
-        let _ = self.0.set_synchronous("FULL");
+        let _ = self.end();
     }
 }
 
