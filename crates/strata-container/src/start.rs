@@ -130,7 +130,7 @@ fn monitor_child(channel: UnixStream, attached: bool) -> std::io::Result<()> {
             .write(true)
             .open("/dev/null")?;
         for fd in 0..=2 {
-            dup_onto(&null, fd)?;
+            dup_onto(null.as_raw_fd(), fd)?;
         }
     }
     channel_at_fd(channel.as_raw_fd())?;
@@ -144,26 +144,22 @@ fn monitor_child(channel: UnixStream, attached: bool) -> std::io::Result<()> {
 /// Puts the channel `raw` at [`CHANNEL_FD`], open across exec. Only
 /// async-signal-safe calls: it also runs between fork and exec.
 fn channel_at_fd(raw: i32) -> std::io::Result<()> {
-    // SAFETY: fcntl and dup2 only change the descriptor table; CHANNEL_FD
-    // is ours by convention.
-    let done = unsafe {
-        if raw == CHANNEL_FD {
-            // Already in place: only drop close-on-exec.
-            libc::fcntl(raw, libc::F_SETFD, 0)
-        } else {
-            libc::dup2(raw, CHANNEL_FD)
-        }
-    };
-    if done < 0 {
+    if raw != CHANNEL_FD {
+        return dup_onto(raw, CHANNEL_FD);
+    }
+    // Already in place: only drop close-on-exec.
+    // SAFETY: fcntl only changes the descriptor's flags.
+    if unsafe { libc::fcntl(raw, libc::F_SETFD, 0) } < 0 {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }
 
-/// Makes stdio descriptor `to` a copy of `fd` (closing what `to` was).
-fn dup_onto(fd: &impl AsRawFd, to: i32) -> std::io::Result<()> {
-    // SAFETY: dup2 only changes the descriptor table; stdio is ours.
-    if unsafe { libc::dup2(fd.as_raw_fd(), to) } < 0 {
+/// Makes descriptor `to` a copy of `fd` (closing what `to` was); `to` is
+/// ours by convention (stdio, [`CHANNEL_FD`]). Async-signal-safe.
+fn dup_onto(fd: i32, to: i32) -> std::io::Result<()> {
+    // SAFETY: dup2 only changes the descriptor table.
+    if unsafe { libc::dup2(fd, to) } < 0 {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
