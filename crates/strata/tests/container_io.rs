@@ -73,7 +73,7 @@ fn run_rm_has_removed_the_container_when_it_returns() {
     // The folders went to the trash at once, and the monitors empty it.
     assert_eq!(s.state().snapshots, layers);
     assert_eq!(
-        common::listing(&s.root.join("containers")),
+        common::listing(s.root.join("containers")),
         Vec::<String>::new()
     );
     eventually("the monitors empty the trash", || s.trash_entries() == 0);
@@ -121,6 +121,10 @@ fn a_killed_run_rm_is_still_removed_by_its_monitor() {
     eventually("the container running", || {
         s.ok(&["ps", "-q"]).trim().len() == 12
     });
+    assert!(
+        !s.ok(&["volume", "ls", "-q"]).is_empty(),
+        "VOLUME /vol made an anonymous volume"
+    );
     // (`wait` would close it.)
     let mut stdin = run.stdin.take().unwrap();
     // The starter dies; the monitor it launched carries on.

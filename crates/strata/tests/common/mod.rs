@@ -155,7 +155,6 @@ impl Strata {
 
     /// Everything a failed command must leave as it was.
     pub fn state(&self) -> StoreState {
-        let listing = |p: PathBuf| listing(&p);
         let snapshots = ["overlay", "vfs"]
             .iter()
             .flat_map(|d| listing(self.root.join(d).join("snapshots")))
@@ -214,9 +213,8 @@ pub struct StoreState {
     pub check: String,
 }
 
-/// Waits (up to 10 s) for a server to make its socket at `path`.
 /// The names in a folder, sorted; none if it is missing.
-pub fn listing(dir: &Path) -> Vec<String> {
+pub fn listing(dir: impl AsRef<Path>) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .map(|d| {
             d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -227,6 +225,7 @@ pub fn listing(dir: &Path) -> Vec<String> {
     v
 }
 
+/// Waits (up to 10 s) for a server to make its socket at `path`.
 pub fn wait_for_socket(path: &Path) {
     let t = std::time::Instant::now();
     while !path.exists() {
