@@ -46,7 +46,7 @@ pub enum Command {
     Tag(TagArgs),
     /// Remove images
     Rmi(RmiArgs),
-    /// Show low-level information about images
+    /// Show low-level information about containers or images
     Inspect(InspectArgs),
     /// Build an image from a Dockerfile
     Build(BuildArgs),
@@ -70,9 +70,9 @@ pub enum Command {
     Rm(RmArgs),
     /// List containers
     Ps(PsArgs),
-    /// Fetch a container's logs
     /// Attach to a running container's input and output
     Attach(AttachArgs),
+    /// Fetch a container's logs
     Logs(LogsArgs),
     /// Block until containers stop, then print their exit codes
     Wait(ContainersArgs),
@@ -111,24 +111,41 @@ pub enum Command {
 
 #[derive(Subcommand)]
 pub enum ContainerCommand {
+    /// Create a container
     Create(CreateArgs),
+    /// Create and start a container
     Run(RunArgs),
+    /// Start stopped containers
     Start(StartArgs),
+    /// Stop running containers
     Stop(StopArgs),
+    /// Kill running containers
     Kill(KillArgs),
+    /// Remove containers
     #[command(alias = "remove")]
     Rm(RmArgs),
+    /// List containers
     #[command(alias = "list", alias = "ps")]
     Ls(PsArgs),
+    /// Show low-level information about containers
     Inspect(InspectArgs),
+    /// Attach to a running container's input and output
     Attach(AttachArgs),
+    /// Fetch a container's logs
     Logs(LogsArgs),
+    /// Block until containers stop, then print their exit codes
     Wait(ContainersArgs),
+    /// Run a command in a running container
     Exec(ExecArgs),
+    /// List the changes to a container's filesystem
     Diff(ContainerArg),
+    /// Create an image from a container's changes
     Commit(CommitArgs),
+    /// Export a container's filesystem as a tar
     Export(ExportArgs),
+    /// Copy files between a container and the host
     Cp(CpArgs),
+    /// Rename a container
     Rename(RenameArgs),
     /// Remove all stopped containers
     Prune(ForceArg),
@@ -702,11 +719,17 @@ pub enum ImageCommand {
     /// List images
     #[command(alias = "list")]
     Ls(ImagesArgs),
+    /// Show low-level information about images
     Inspect(InspectArgs),
+    /// Make an image from a tar of a root filesystem
     Import(ImportArgs),
+    /// Load images from an archive (docker-archive or OCI layout)
     Load(LoadArgs),
+    /// Save images to an archive
     Save(SaveArgs),
+    /// Show the history of an image
     History(HistoryArgs),
+    /// Give an image another name
     Tag(TagArgs),
     /// Remove images
     #[command(alias = "remove")]

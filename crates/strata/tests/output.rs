@@ -80,3 +80,30 @@ fn error_messages() {
         );
     });
 }
+
+/// The command lists are what a user reads first: every command has a
+/// one-line summary, beside its own name.
+#[test]
+fn top_level_help() {
+    let s = Strata::new();
+    let mut settings = insta::Settings::clone_current();
+    // An `[env: NAME=value]` shows the caller's environment.
+    settings.add_filter(r"\[env: (\w+)=[^\]]*\]", "[env: $1=]");
+    let help = |args: &[&str]| {
+        let text = s.ok(args);
+        let commands = text.lines().skip_while(|l| *l != "Commands:").skip(1);
+        for line in commands.take_while(|l| !l.is_empty()) {
+            assert!(
+                line.split_whitespace().count() > 1,
+                "{args:?}: no summary: {line}"
+            );
+        }
+        text
+    };
+    settings.bind(|| {
+        insta::assert_snapshot!("help", help(&["--help"]));
+        insta::assert_snapshot!("help_image", help(&["image", "--help"]));
+        insta::assert_snapshot!("help_container", help(&["container", "--help"]));
+        insta::assert_snapshot!("help_volume", help(&["volume", "--help"]));
+    });
+}
