@@ -3,14 +3,15 @@
 //! What Docker gives a container by default, and nothing this host cannot
 //! do: namespaces mount, pid, ipc, uts and (unless the host's network is
 //! asked for) net; Docker's default capabilities; the usual masked and
-//! read-only paths; and no rlimits, since raising one needs
+//! read-only paths; a device cgroup that denies what was not asked for;
+//! and no rlimits, since raising one needs
 //! CAP_SYS_RESOURCE and the processes keep the limits they inherit.
 
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
     Capabilities, LinuxCapabilities, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType,
-    LinuxNamespace, LinuxNamespaceType, Mount, Process, Root, Spec, User,
+    LinuxNamespace, LinuxNamespaceType, LinuxResources, Mount, Process, Root, Spec, User,
 };
 
 use crate::{Result, RuntimeError, io_at};
@@ -209,15 +210,23 @@ pub fn spec(cfg: &BundleConfig) -> Result<Spec> {
         let mut nodes = linux.devices().clone().unwrap_or_default();
         nodes.extend(cfg.devices.iter().map(Device::node));
         linux.set_devices(Some(nodes));
-        // After the default deny-all rule, so these win.
-        let mut resources = linux.resources().clone().unwrap_or_default();
-        let mut rules = resources.devices().clone().unwrap_or_default();
-        rules.extend(cfg.devices.iter().map(Device::rule));
-        resources.set_devices(Some(rules));
-        linux.set_resources(Some(resources));
     }
+    linux.set_resources(Some(device_rules(&cfg.devices)));
     spec.set_linux(Some(linux));
     Ok(spec)
+}
+
+/// The device cgroup: deny every device, as Docker's spec does, so that a
+/// node made inside the container (it has `CAP_MKNOD`) opens nothing the
+/// runtime does not allow by default; then allow the devices asked for.
+fn device_rules(devices: &[Device]) -> LinuxResources {
+    let mut deny_all = LinuxDeviceCgroup::default();
+    deny_all.set_allow(false);
+    deny_all.set_access(Some("rwm".into()));
+    let rules = std::iter::once(deny_all).chain(devices.iter().map(Device::rule));
+    let mut resources = LinuxResources::default();
+    resources.set_devices(Some(rules.collect()));
+    resources
 }
 
 /// A mount of `source` at `destination` with `options`.
@@ -302,5 +311,34 @@ mod tests {
         assert_eq!(json["process"]["user"]["uid"], 1);
         let last = json["mounts"].as_array().unwrap().last().unwrap().clone();
         assert_eq!(last["destination"], "/data");
+    }
+
+    #[test]
+    fn devices_are_denied_but_those_asked_for() {
+        let rules = |devices: Vec<Device>| {
+            let s = spec(&BundleConfig {
+                devices,
+                ..config(false)
+            })
+            .unwrap();
+            let json = serde_json::to_value(&s).unwrap();
+            json["linux"]["resources"]["devices"].clone()
+        };
+        let deny_all = serde_json::json!({"allow": false, "access": "rwm"});
+        assert_eq!(rules(vec![]), serde_json::json!([deny_all]));
+        let disk = Device {
+            path: "/dev/xvda".into(),
+            block: true,
+            major: 7,
+            minor: 3,
+            mode: 0o660,
+            uid: 0,
+            gid: 6,
+            permissions: "r".into(),
+        };
+        let allow = serde_json::json!({
+            "allow": true, "type": "b", "major": 7, "minor": 3, "access": "r"
+        });
+        assert_eq!(rules(vec![disk]), serde_json::json!([deny_all, allow]));
     }
 }

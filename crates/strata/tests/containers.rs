@@ -18,7 +18,7 @@ fn image(s: &Strata, name: &str) {
         .file_mode("bin/busybox", &busybox, 0o755, 0, 0);
     for applet in [
         "sh", "ls", "cat", "echo", "mkdir", "rm", "sleep", "stat", "hostname", "id", "ln", "touch",
-        "true",
+        "true", "mknod", "head",
     ] {
         t.symlink(&format!("bin/{applet}"), "busybox");
     }
@@ -308,6 +308,70 @@ fn bad_names_and_specs_are_refused_and_change_nothing() {
     assert_eq!(after.snapshots, before.snapshots);
     assert_eq!(s.ok(&["volume", "ls", "-q"]), "");
     assert_eq!(s.ok(&["ps", "-aq"]), "");
+}
+
+/// A loop device over a small file, detached when dropped.
+struct LoopDevice(String);
+
+impl LoopDevice {
+    fn new(s: &Strata) -> LoopDevice {
+        let file = s.path("disk.img");
+        std::fs::write(&file, b"on the disk\n".repeat(512)).unwrap();
+        let out = std::process::Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "losetup: {out:?}");
+        LoopDevice(String::from_utf8(out.stdout).unwrap().trim().to_owned())
+    }
+
+    /// Its `(major, minor)`.
+    fn number(&self) -> (u64, u64) {
+        use std::os::unix::fs::MetadataExt;
+        let dev = std::fs::metadata(&self.0).unwrap().rdev();
+        (
+            ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff),
+            (dev & 0xff) | ((dev >> 12) & !0xff),
+        )
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn a_container_opens_only_the_devices_it_is_given() {
+    let s = Strata::new();
+    image(&s, "app");
+    let disk = LoopDevice::new(&s);
+    let (major, minor) = disk.number();
+    // Root in the container may make the node (CAP_MKNOD, as in Docker),
+    // but the device cgroup refuses to open it.
+    let made = format!("mknod /disk b {major} {minor} && head -c 12 /disk");
+    let out = s.run(&["run", "--rm", "app", "sh", "-c", &made]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a host device opened in a container");
+    assert!(said.contains("Operation not permitted"), "{said}");
+    // Given with --device, the same disk opens.
+    let given = format!("{}:/dev/xvda:r", disk.0);
+    let read = [
+        "run",
+        "--rm",
+        "--device",
+        &given,
+        "app",
+        "head",
+        "-c",
+        "12",
+        "/dev/xvda",
+    ];
+    assert_eq!(s.ok(&read), "on the disk\n");
 }
 
 #[test]
