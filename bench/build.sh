@@ -13,7 +13,7 @@
 #   memory        peak RSS of a cold strata build of the big context
 #
 # Usage: bench/build.sh   (as root; ~10 min)
-# Knobs: RUNS=20 BIG_RUNS=10 STRATA=target/release/strata SKIP_DOCKER=1
+# Knobs: RUNS=20 BIG_RUNS=10 STRATA=$(scripts/built) SKIP_DOCKER=1
 #        BIG_PEERS=1 IMAGES_DIR=/var/lib/strata-bench/images BENCH_OUT=bench/out
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ source bench/peers.sh
 
 RUNS=${RUNS:-20}
 BIG_RUNS=${BIG_RUNS:-10}
-STRATA=$(realpath -m "${STRATA:-target/release/strata}")
+STRATA=$(realpath -m "${STRATA:-$(scripts/built)}")
 IMAGES_DIR=${IMAGES_DIR:-$BENCH_ROOT/images}
 OUT=$(realpath -m "${BENCH_OUT:-bench/out}")
 W=$BENCH_ROOT/build

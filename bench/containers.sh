@@ -10,14 +10,14 @@
 #           100 MiB in 1,000 files on top of the 1 GiB image
 #
 # Usage: bench/containers.sh   (as root; ~10 min)
-# Knobs: RUNS=20  STRATA=target/release/strata  SKIP_DOCKER=1
+# Knobs: RUNS=20  STRATA=$(scripts/built)  SKIP_DOCKER=1
 #        IMAGES_DIR=/var/lib/strata-bench/images (bench/gen_image.py makes it)
 #        BENCH_OUT=bench/out
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/peers.sh"
 
 RUNS=${RUNS:-20}
-STRATA=$(realpath "${STRATA:-$BENCH_DIR/../target/release/strata}")
+STRATA=$(realpath "${STRATA:-$("$BENCH_DIR"/../scripts/built)}")
 IMAGES_DIR=${IMAGES_DIR:-$BENCH_ROOT/images}
 OUT=${BENCH_OUT:-$BENCH_DIR/out}
 W=$BENCH_ROOT/containers

@@ -3,7 +3,7 @@
 # hyperfine run. Target: strata system df under 100 ms.
 #
 # Usage: bench/df.sh   (as root)   Knobs: IMAGES=200 RUNS=20
-#        STRATA=target/release/strata BENCH_OUT=bench/out
+#        STRATA=$(scripts/built) BENCH_OUT=bench/out
 # Each image is `import`ed from its own small rootfs tar (a file of 4-64 KiB
 # and a directory), so each is a distinct image with its own layer; both
 # tools get the same tars.
@@ -14,7 +14,7 @@ export BENCH_ROOT BENCH_RUN
 
 N=${IMAGES:-200}
 RUNS=${RUNS:-20}
-STRATA=$(realpath -m "${STRATA:-target/release/strata}")
+STRATA=$(realpath -m "${STRATA:-$(scripts/built)}")
 OUT=$(realpath -m "${BENCH_OUT:-bench/out}")
 R=$BENCH_ROOT/df
 mkdir -p "$OUT" "$BENCH_RUN"

@@ -13,7 +13,7 @@
 #
 # Usage: bench/kube.sh   (as root; ~5 min, more on a busy machine)
 # Knobs: BIND_API_SIZES=1000,10000,50000  IDLE_SECONDS=5  BENCH_SETTLE=30
-#        STRATA=<target dir>/release/strata  BENCH_OUT=bench/out
+#        STRATA=$(scripts/built)  BENCH_OUT=bench/out
 set -euo pipefail
 # The stores here are small; half a minute lets the disk finish discarding
 # what an earlier run deleted.
@@ -22,8 +22,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/peers.sh"
 cd "$BENCH_DIR/.."  # repo root, for cargo
 
 IDLE_SECONDS=${IDLE_SECONDS:-5}
-TARGET=${CARGO_TARGET_DIR:-$PWD/target}
-STRATA=$(realpath -m "${STRATA:-$TARGET/release/strata}")
+STRATA=$(realpath -m "${STRATA:-$(scripts/built)}")
 OUT=$(realpath -m "${BENCH_OUT:-bench/out}")
 W=$BENCH_ROOT/kube
 mkdir -p "$OUT"

@@ -11,7 +11,7 @@
 #        PEERS="podman docker" (PEERS= times only the floor and strata)
 #        BENCH_IDLE=5 (before each timed run, wait until the CPUs are at most
 #        this % busy: other work on the machine skews a CPU-bound load)
-#        STRATA=target/release/strata  STRATA_FORMAT=oci|docker
+#        STRATA=$(scripts/built)  STRATA_FORMAT=oci|docker
 #        BENCH_SYNC=1 (time each command plus a final `sync`, i.e. until the
 #        data is on disk; by default we time what the user waits for)
 #        IMAGES_DIR=/var/lib/strata-bench/images (generated when missing)
@@ -47,7 +47,7 @@ IMAGES=${IMAGES:-small-files one-big-file}
 PEERS=${PEERS-podman docker}
 BENCH_IDLE=${BENCH_IDLE:-5}
 IMAGES_DIR=${IMAGES_DIR:-$BENCH_ROOT/images}
-STRATA=$(realpath -m "${STRATA:-target/release/strata}")
+STRATA=$(realpath -m "${STRATA:-$(scripts/built)}")
 STRATA_FORMAT=${STRATA_FORMAT:-oci}
 OUT=$(realpath -m "${BENCH_OUT:-bench/out}")
 R=$BENCH_ROOT/runs

@@ -10,7 +10,7 @@
 # within 1.3x of tar.
 #
 # Usage: bench/volume_backup.sh   (as root; ~15 min with the defaults)
-# Knobs: RUNS=5  BENCH_SETTLE=60 (seconds)  STRATA=target/release/strata
+# Knobs: RUNS=5  BENCH_SETTLE=60 (seconds)  STRATA=$(scripts/built)
 #        QUESTIONS="export import clone"
 #        BENCH_SYNC=1 (time each command plus a final `sync`, i.e. until the
 #        data is on disk; by default we time what the user waits for)
@@ -35,7 +35,7 @@ export BENCH_ROOT BENCH_RUN BENCH_SETTLE  # for hyperfine's prepare shells
 RUNS=${RUNS:-5}
 QUESTIONS=${QUESTIONS:-export import clone}
 IMAGES_DIR=${IMAGES_DIR:-$BENCH_ROOT/images}
-STRATA=$(realpath -m "${STRATA:-target/release/strata}")
+STRATA=$(realpath -m "${STRATA:-$(scripts/built)}")
 OUT=$(realpath -m "${BENCH_OUT:-bench/out}")
 W=$BENCH_ROOT/volume-backup
 PRE="source $PWD/bench/peers.sh;"  # prefix for hyperfine's prepare/cleanup

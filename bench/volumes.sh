@@ -12,12 +12,12 @@
 #   cargo bench -p strata-plugin --bench volume_cycle
 #
 # Usage: bench/volumes.sh   (as root; ~3 min)
-# Knobs: RUNS=20  STRATA=target/release/strata  BENCH_OUT=bench/out
+# Knobs: RUNS=20  STRATA=$(scripts/built)  BENCH_OUT=bench/out
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/peers.sh"
 
 RUNS=${RUNS:-20}
-STRATA=$(realpath "${STRATA:-$BENCH_DIR/../target/release/strata}")
+STRATA=$(realpath "${STRATA:-$("$BENCH_DIR"/../scripts/built)}")
 OUT=${BENCH_OUT:-$BENCH_DIR/out}
 W=$BENCH_ROOT/volumes
 mkdir -p "$OUT"
