@@ -10,7 +10,6 @@ mod settings;
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::Parser;
 use strata_image::{OpenOptions, Store};
 
 use cli::{
@@ -20,8 +19,8 @@ use cli::{
 use commands::{build, container, csi, image, serve, system, volume};
 
 fn main() {
-    let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+    let cli = Cli::parse_args();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.globals.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -130,18 +129,21 @@ pub fn monitor_command(
 }
 
 fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
-    let settings =
-        settings::Settings::resolve(cli.root, cli.storage_driver, cli.config.as_deref())?;
+    let settings = settings::Settings::resolve(
+        cli.globals.root,
+        cli.globals.storage_driver,
+        cli.globals.config.as_deref(),
+    )?;
     // A CSI client needs no store, and `csi serve` opens its own.
     let command = match cli.command {
         Command::Csi(a) => return csi::run(&settings, a, out),
-        Command::Serve(a) => return serve::serve(&settings, &a, cli.config.clone()),
+        Command::Serve(a) => return serve::serve(&settings, &a, cli.globals.config.clone()),
         Command::Kubeconfig(a) => return serve::kubeconfig(&settings, &a, out),
         // The monitor opens the store only if it has to tidy up.
         Command::Monitor => return container::monitor(&settings),
         command => command,
     };
-    let monitor = monitor_command(settings.root.clone(), cli.config.clone());
+    let monitor = monitor_command(settings.root.clone(), cli.globals.config.clone());
     // `run`'s monitor starts before anything else: a fork of this process,
     // which runs while this one opens the store and makes the container.
     let run_monitor = match &command {
