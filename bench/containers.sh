@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Whole-command benchmarks for containers, side by side in one hyperfine
 # invocation per question:
-#   run     strata run --rm IMG true  vs  raw `runc run` of a busybox bundle
-#           (the floor)  vs  podman run --rm --network none  vs  docker run --rm;
-#           then strata and runc again with a 50 ms pause before each run
+#   run     strata run --rm IMG true  vs  raw `runc run` (the floor) of two
+#           bundles: runc's own spec over a busybox folder, and the bundle
+#           Strata makes (its config.json, the container's overlay root)  vs
+#           podman run --rm --network none  vs  docker run --rm; then strata
+#           and the runcs again with a 50 ms pause before each run
 #   create  strata create vs podman create (and docker create), on busybox
 #           and on the 1 GiB / 20,000-file image
 #   commit  strata commit vs podman commit of a container that changed
@@ -55,6 +57,23 @@ if [ -z "${SKIP_DOCKER:-}" ]; then
   "$DOCKER" import "$W/busybox.tar" bb > /dev/null
 fi
 
+# The same bundle Strata hands runc: a container kept running (`cat` on
+# its open stdin) holds its overlay root mounted; its config.json, with
+# `true` to run, points runc at that root.
+KEEPER=$($S run -d -i --name floor-keeper bb cat)
+STRATA_BUNDLE=$W/strata-bundle
+mkdir -p "$STRATA_BUNDLE"
+python3 - "$W/strata/containers/$KEEPER/config.json" "$STRATA_BUNDLE/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["args"] = ["true"]
+json.dump(c, open(sys.argv[2], "w"))
+PY
+floors=(
+  -n runc "runc --root $BENCH_RUN/runc run --bundle $BUNDLE bench-floor"
+  -n "runc, strata's bundle" "runc --root $BENCH_RUN/runc run --bundle $STRATA_BUNDLE bench-floor"
+)
+
 peers_run=(-n podman "$PODMAN run --rm --network none bb true")
 peers_create=(-n podman "$PODMAN create --network none bb true")
 if [ -z "${SKIP_DOCKER:-}" ]; then
@@ -64,7 +83,7 @@ fi
 
 echo "== run --rm (busybox, true)"
 hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$OUT/run.json" \
-  -n runc "runc --root $BENCH_RUN/runc run --bundle $BUNDLE bench-floor" \
+  "${floors[@]}" \
   -n strata "$S run --rm bb true" \
   "${peers_run[@]}"
 
@@ -74,8 +93,9 @@ hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$OUT/run.json" \
 # from the same state.
 echo "== run --rm (busybox, true), 50 ms pause before each run"
 hyperfine -N --warmup 3 --runs "$RUNS" --prepare "sleep 0.05" --export-json "$OUT/run-paused.json" \
-  -n runc "runc --root $BENCH_RUN/runc run --bundle $BUNDLE bench-floor" \
+  "${floors[@]}" \
   -n strata "$S run --rm bb true"
+$S rm -f floor-keeper > /dev/null
 
 echo "== create (busybox)"
 hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$OUT/create-busybox.json" \
@@ -122,8 +142,11 @@ for f in run run-paused create-busybox create-big commit commit-small; do
   python3 - "$OUT/$f.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]
-base = r[0]["median"]
+# Ratios against each floor (the runc rows), else against the first row.
+bases = [x for x in r if x["command"].startswith("runc")] or r[:1]
+def ratios(x):
+    return " / ".join(f'{x["median"]/b["median"]:.2f}x' for b in bases)
 print(sys.argv[1].rsplit("/", 1)[1], " | ".join(
-    f'{x["command"]} {x["median"]*1000:.1f} ms ({x["median"]/base:.2f}x)' for x in r))
+    f'{x["command"]} {x["median"]*1000:.1f} ms ({ratios(x)})' for x in r))
 PY
 done
