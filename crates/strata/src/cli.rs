@@ -77,19 +77,19 @@ impl Cli {
 
 /// The tree of the one [`QUICK`] command a line names, if it names one.
 fn quick_tree(args: &[OsString]) -> Option<clap::Command> {
-    let name = command_name(args)?;
+    let strata = Globals::augment_args(clap::Command::new("strata"));
+    let name = command_name(args, &strata)?;
     let (name, augment) = QUICK.iter().find(|(n, _)| *n == name)?;
-    let tree = Globals::augment_args(clap::Command::new("strata"))
+    let tree = strata
         .subcommand(augment(clap::Command::new(*name)))
         .subcommand_required(true);
     Some(tree)
 }
 
-/// The command a line names: its first word that is not a global option or
-/// an option's value. None when an option comes first that is not global
-/// (`--help`, `-V`, a mistake): the whole tree deals with those.
-fn command_name(args: &[OsString]) -> Option<&str> {
-    let globals = Globals::augment_args(clap::Command::new("strata"));
+/// The command a line names: its first word that is not one of `globals`'
+/// options or an option's value. None when an option comes first that is
+/// not global (`--help`, `-V`, a mistake): the whole tree deals with those.
+fn command_name<'a>(args: &'a [OsString], globals: &clap::Command) -> Option<&'a str> {
     let mut words = args.iter().skip(1);
     while let Some(word) = words.next() {
         let word = word.to_str()?;
