@@ -330,10 +330,7 @@ impl LoopDevice {
     fn number(&self) -> (u64, u64) {
         use std::os::unix::fs::MetadataExt;
         let dev = std::fs::metadata(&self.0).unwrap().rdev();
-        (
-            ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff),
-            (dev & 0xff) | ((dev >> 12) & !0xff),
-        )
+        (rustix::fs::major(dev).into(), rustix::fs::minor(dev).into())
     }
 }
 
