@@ -25,15 +25,13 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::copy;
+use crate::direct::{DIRECT_MIN, DirectBuf, DirectWriter};
 use crate::fsops::{self, OPAQUE_XATTR};
 use crate::index::IndexWriter;
 use crate::tarstream::Time;
 use crate::tarstream::{Entry, EntryKind, TarError, TarReader};
 use crate::union::{ResolveMode, Union, UnionDir, UnionError};
 use crate::writeback::Writeback;
-
-/// A file's dirty pages are handed to writeback every this many bytes.
-const WRITEBACK_STEP: u64 = 8 << 20;
 
 /// How the target directory relates to the layers below it.
 pub enum Format<'a> {
@@ -191,6 +189,7 @@ pub fn apply<R: Read, W: Write>(
         content: HashMap::new(),
         dir_times: Vec::new(),
         buf: vec![0u8; 256 * 1024],
+        direct_buf: None,
         writeback: Writeback::start(),
         stats: Applied::default(),
     };
@@ -221,6 +220,8 @@ struct Applier<'a, W: Write> {
     /// Directory times to set once all entries are in.
     dir_times: Vec<DirTime>,
     buf: Vec<u8>,
+    /// For files written around the page cache, made at the first.
+    direct_buf: Option<DirectBuf>,
     /// Takes each written file, to start its writeback and close it.
     writeback: Writeback,
     stats: Applied,
@@ -630,19 +631,20 @@ impl<W: Write> Applier<'_, W> {
             let file_no = index.file(real, e.size).map_err(ApplyError::Index)?;
             self.content.insert(hash(real), file_no);
         }
-        let mut file = File::from(fd);
-        let (mut written, mut kicked) = (0u64, 0u64);
-        loop {
-            let n = tar.read_content(&mut self.buf)?;
-            if n == 0 {
-                break;
+        let file = File::from(fd);
+        if e.size >= DIRECT_MIN {
+            let buf = self.direct_buf.get_or_insert_with(DirectBuf::default);
+            let mut out = DirectWriter::new(&file, buf);
+            loop {
+                let n = tar.read_content(out.spare())?;
+                if n == 0 {
+                    break;
+                }
+                out.filled(n).map_err(io_err("write"))?;
             }
-            file.write_all(&self.buf[..n]).map_err(io_err("write"))?;
-            written += n as u64;
-            if written - kicked >= WRITEBACK_STEP {
-                fsops::start_writeback(file.as_fd(), kicked, written - kicked);
-                kicked = written;
-            }
+            out.finish().map_err(io_err("write"))?;
+        } else {
+            self.write_buffered(tar, &file, real)?;
         }
         self.stats.size += e.size;
         let fd = file.as_fd();
@@ -656,6 +658,23 @@ impl<W: Write> Applier<'_, W> {
         self.writeback.file(file);
         self.mark_written(real);
         Ok(())
+    }
+
+    /// Writes a file's content through the page cache.
+    fn write_buffered<R: Read>(
+        &mut self,
+        tar: &mut TarReader<R>,
+        mut file: &File,
+        real: &[u8],
+    ) -> Result<(), ApplyError> {
+        loop {
+            let n = tar.read_content(&mut self.buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            file.write_all(&self.buf[..n])
+                .map_err(io_error(real, "write"))?;
+        }
     }
 
     fn hardlink(

@@ -338,18 +338,13 @@ pub fn syncfs_of(path: &Path) -> io::Result<()> {
     Ok(fs::syncfs(&fd)?)
 }
 
-/// Starts writeback of `len` bytes at `offset` without waiting for it, so the
+/// Starts writeback of a file's dirty pages without waiting for it, so the
 /// disk works while extraction goes on and the final `syncfs` has less left
 /// to wait for. Advisory: failure only loses the head start.
-pub fn start_writeback(fd: BorrowedFd, offset: u64, len: u64) {
+pub fn start_writeback(fd: BorrowedFd) {
     // SAFETY: plain syscall on a valid descriptor; no memory is passed.
     unsafe {
-        libc::sync_file_range(
-            fd.as_raw_fd(),
-            offset as libc::off64_t,
-            len as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WRITE,
-        );
+        libc::sync_file_range(fd.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
     }
 }
 

@@ -10,6 +10,7 @@ pub mod apply;
 pub mod compression;
 pub mod copy;
 pub mod diff;
+pub mod direct;
 pub mod fsops;
 pub mod index;
 pub mod tarstream;

@@ -31,7 +31,7 @@ impl Writeback {
             .name("layer-writeback".into())
             .spawn(move || {
                 for file in rx {
-                    fsops::start_writeback(file.as_fd(), 0, 0);
+                    fsops::start_writeback(file.as_fd());
                 }
             })
             .ok();

@@ -1,9 +1,11 @@
 //! Unpacking one layer into the storage driver.
 //!
-//! Four threads, bounded memory: a reader thread reads the blob, handing
-//! each piece to a blob hasher thread (the blob digest), and decompresses
-//! it, passing 1 MiB buffers through a channel of four to the main thread,
-//! which applies the tar straight into the new snapshot's directory, writing
+//! Four threads, bounded memory: a blob hasher thread reads the blob,
+//! handing each piece to a reader thread before hashing it (the blob
+//! digest); the reader thread decompresses the pieces, passing 1 MiB
+//! buffers through a channel of four to the main thread,
+//! which applies the tar straight into the new snapshot's directory (large
+//! files around the page cache, see `strata_archive::direct`), writing
 //! the layer index, and hands each buffer on to a diff hasher thread (the
 //! diff ID). Inflating and creating files are the two expensive steps, and
 //! inflating one gzip stream cannot be split: hashing on threads of its own
@@ -142,17 +144,18 @@ impl Store {
         };
         let read = Arc::new(AtomicU64::new(0));
         let (tx, rx) = sync_channel::<io::Result<Chunk>>(IN_FLIGHT);
-        let (blob_tx, blob_rx) = sync_channel::<Chunk>(IN_FLIGHT);
+        let (blob_tx, blob_rx) = sync_channel::<io::Result<Chunk>>(IN_FLIGHT);
         let (hash_tx, hash_rx) = sync_channel::<Chunk>(IN_FLIGHT);
-        let blob_hasher = spawn("layer-blob-hasher", move || hash_all(blob_rx))?;
-        let hasher = spawn("layer-hasher", move || hash_all(hash_rx))?;
-        let reader = {
+        let blob_hasher = {
             let read = read.clone();
-            spawn("layer-reader", move || {
-                let blob = BlobReader::new(input.reader, &read, blob_tx);
-                read_blob(blob, integrity, &tx)
+            spawn("layer-blob-hasher", move || {
+                fetch_blob(input.reader, &read, &blob_tx)
             })?
         };
+        let hasher = spawn("layer-hasher", move || hash_all(hash_rx))?;
+        let reader = spawn("layer-reader", move || {
+            read_blob(BlobReader::new(blob_rx), integrity, &tx)
+        })?;
 
         let mut index = IndexWriter::new(
             self.content.writer(Expected {
@@ -355,51 +358,63 @@ fn read_blob(
     Ok(())
 }
 
-/// The blob as it is read: every piece goes to the blob hasher thread and
-/// is then served to the decompressor from the same buffer.
-struct BlobReader<'a> {
-    inner: Box<dyn Read + Send>,
-    piece: Option<Chunk>,
-    pos: usize,
-    hasher: SyncSender<Chunk>,
-    pool: Pool,
-    /// Blob bytes read so far, for progress.
-    read: &'a AtomicU64,
-}
-
-impl<'a> BlobReader<'a> {
-    fn new(inner: Box<dyn Read + Send>, read: &'a AtomicU64, hasher: SyncSender<Chunk>) -> Self {
-        BlobReader {
-            inner,
-            piece: None,
-            pos: 0,
-            hasher,
-            pool: Pool::new(PIECE),
-            read,
-        }
-    }
-
-    fn next_piece(&mut self) -> io::Result<Chunk> {
-        let mut buf = self.pool.take();
+/// The blob hasher thread: reads the blob in pieces, hands each to the
+/// reader thread, then hashes it. Reading here keeps the copy out of the
+/// page cache off the inflating thread, which bounds a large layer's load.
+/// A read error goes to the reader thread, which reports it.
+fn fetch_blob(
+    mut blob: Box<dyn Read + Send>,
+    read: &AtomicU64,
+    pieces: &SyncSender<io::Result<Chunk>>,
+) -> Hasher {
+    let pool = Pool::new(PIECE);
+    let mut hasher = Hasher::default();
+    loop {
+        let mut buf = pool.take();
         let n = loop {
-            match self.inner.read(&mut buf) {
+            match blob.read(&mut buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                other => break other?,
+                other => break other,
+            }
+        };
+        let n = match n {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => {
+                let _ = pieces.send(Err(e));
+                break;
             }
         };
         buf.truncate(n);
-        self.read.fetch_add(n as u64, Ordering::Relaxed);
-        let piece = self.pool.share(buf);
-        if n > 0 {
-            self.hasher
-                .send(piece.clone())
-                .map_err(|_| io::Error::other("the blob hasher stopped"))?;
+        read.fetch_add(n as u64, Ordering::Relaxed);
+        let piece = pool.share(buf);
+        if pieces.send(Ok(piece.clone())).is_err() {
+            break; // the reader stopped: its error is the one to report
         }
-        Ok(piece)
+        hasher.update(&piece);
+    }
+    hasher
+}
+
+/// The blob, as the reader thread sees it: pieces from the blob hasher
+/// thread, served to the decompressor from their buffers.
+struct BlobReader {
+    pieces: Receiver<io::Result<Chunk>>,
+    piece: Option<Chunk>,
+    pos: usize,
+}
+
+impl BlobReader {
+    fn new(pieces: Receiver<io::Result<Chunk>>) -> Self {
+        BlobReader {
+            pieces,
+            piece: None,
+            pos: 0,
+        }
     }
 }
 
-impl Read for BlobReader<'_> {
+impl Read for BlobReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let available = self.fill_buf()?;
         let n = available.len().min(buf.len());
@@ -409,10 +424,13 @@ impl Read for BlobReader<'_> {
     }
 }
 
-impl BufRead for BlobReader<'_> {
+impl BufRead for BlobReader {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         if self.piece.as_ref().is_none_or(|p| self.pos == p.len()) {
-            self.piece = Some(self.next_piece()?);
+            match self.pieces.recv() {
+                Ok(piece) => self.piece = Some(piece?),
+                Err(_) => return Ok(&[]), // the whole blob is read
+            }
             self.pos = 0;
         }
         let piece = self.piece.as_ref().expect("just filled");

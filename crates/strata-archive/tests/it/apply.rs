@@ -64,6 +64,33 @@ fn metadata_survives() {
     );
 }
 
+#[test]
+fn large_files_keep_content_and_metadata() {
+    // Files from 4 MiB up are written around the page cache in aligned
+    // chunks, their tail through it; sizes on and off the alignment.
+    let big = |len: usize| -> Vec<u8> { (0..len).map(|i| (i * 7 % 253) as u8).collect() };
+    let (exact, odd, after) = (big(4 << 20), big((5 << 20) + 4097), big(100));
+    let dir = tempfile::tempdir().unwrap();
+    let tar = tar_of(&[
+        E::Owned("exact", &exact, 0o755, 1000, 50),
+        E::Owned("odd", &odd, 0o4711, 7, 8),
+        E::File("after", &after),
+    ]);
+    let applied = apply_plain(&tar, dir.path()).unwrap();
+    assert_eq!(applied.size, (exact.len() + odd.len() + after.len()) as u64);
+    let tree = capture(dir.path(), true);
+    for (name, data, mode, uid, gid) in [
+        ("exact", &exact, 0o755, 1000, 50),
+        ("odd", &odd, 0o4711, 7, 8),
+        ("after", &after, 0o644, 0, 0),
+    ] {
+        let node = &tree[name];
+        assert_eq!(node.content, sha256(data), "{name}");
+        assert_eq!((node.mode, node.uid, node.gid), (mode, uid, gid), "{name}");
+        assert_eq!(node.mtime, 1_600_000_000, "{name}");
+    }
+}
+
 /// A hostile or broken layer gets a clear error and writes nothing outside.
 fn check_refused(tar: &[u8], expected: &str) {
     let parent = tempfile::tempdir().unwrap();
