@@ -633,16 +633,7 @@ impl<W: Write> Applier<'_, W> {
         }
         let file = File::from(fd);
         if e.size >= DIRECT_MIN {
-            let buf = self.direct_buf.get_or_insert_with(DirectBuf::default);
-            let mut out = DirectWriter::new(&file, buf);
-            loop {
-                let n = tar.read_content(out.spare())?;
-                if n == 0 {
-                    break;
-                }
-                out.filled(n).map_err(io_err("write"))?;
-            }
-            out.finish().map_err(io_err("write"))?;
+            self.write_direct(tar, &file, real)?;
         } else {
             self.write_buffered(tar, &file, real)?;
         }
@@ -657,6 +648,26 @@ impl<W: Write> Applier<'_, W> {
         fsops::set_times_fd(fd, e.mtime, e.atime).map_err(io_err("set times"))?;
         self.writeback.file(file);
         self.mark_written(real);
+        Ok(())
+    }
+
+    /// Writes a large file's content around the page cache.
+    fn write_direct<R: Read>(
+        &mut self,
+        tar: &mut TarReader<R>,
+        file: &File,
+        real: &[u8],
+    ) -> Result<(), ApplyError> {
+        let buf = self.direct_buf.get_or_insert_with(DirectBuf::default);
+        let mut out = DirectWriter::new(file, buf);
+        loop {
+            let n = tar.read_content(out.spare())?;
+            if n == 0 {
+                break;
+            }
+            out.filled(n).map_err(io_error(real, "write"))?;
+        }
+        out.finish().map_err(io_error(real, "write"))?;
         Ok(())
     }
 

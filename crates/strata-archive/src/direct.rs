@@ -76,7 +76,7 @@ impl<'a> DirectWriter<'a> {
     pub fn filled(&mut self, n: usize) -> io::Result<()> {
         self.fill += n;
         if self.fill == self.buf.len() {
-            self.write_out(self.fill)?;
+            self.write_out(0, self.fill)?;
             self.fill = 0;
         }
         Ok(())
@@ -86,24 +86,23 @@ impl<'a> DirectWriter<'a> {
     /// the page cache. Says whether the filesystem took direct writes.
     pub fn finish(mut self) -> io::Result<bool> {
         let aligned = self.fill / ALIGN * ALIGN;
-        self.write_out(aligned)?;
+        self.write_out(0, aligned)?;
         let took = self.direct;
         if self.direct && aligned < self.fill {
             set_direct(self.file, false)?;
             self.direct = false;
         }
-        self.buf.copy_within(aligned..self.fill, 0);
-        self.write_out(self.fill - aligned)?;
+        self.write_out(aligned, self.fill)?;
         Ok(took)
     }
 
-    /// Writes `buf[..len]` at the file's offset. A direct write the
+    /// Writes `buf[start..end]` at the file's offset. A direct write the
     /// filesystem refuses (EINVAL: alignment, or a short write left the
     /// offset unaligned) is retried through the page cache.
-    fn write_out(&mut self, len: usize) -> io::Result<()> {
-        let mut done = 0;
-        while done < len {
-            match rustix::io::write(self.file, &self.buf[done..len]) {
+    fn write_out(&mut self, start: usize, end: usize) -> io::Result<()> {
+        let mut done = start;
+        while done < end {
+            match rustix::io::write(self.file, &self.buf[done..end]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => done += n,
                 Err(Errno::INVAL) if self.direct => {
