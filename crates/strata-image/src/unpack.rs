@@ -146,10 +146,14 @@ impl Store {
         let (tx, rx) = sync_channel::<io::Result<Chunk>>(IN_FLIGHT);
         let (blob_tx, blob_rx) = sync_channel::<io::Result<Chunk>>(IN_FLIGHT);
         let (hash_tx, hash_rx) = sync_channel::<Chunk>(IN_FLIGHT);
+        // The blob's digest is worth its CPU only when there is one to check
+        // it against: a commit or a build step streams a fresh tar, whose
+        // only name is its diff ID, hashed below either way.
+        let hash_blob = expected_blob.is_some();
         let blob_hasher = {
             let read = read.clone();
             spawn("layer-blob-hasher", move || {
-                fetch_blob(input.reader, &read, &blob_tx)
+                fetch_blob(input.reader, hash_blob, &read, &blob_tx)
             })?
         };
         let hasher = spawn("layer-hasher", move || hash_all(hash_rx))?;
@@ -192,7 +196,6 @@ impl Store {
         let blob = blob_hasher
             .join()
             .expect("layer blob hasher thread panicked");
-        let (blob_size, blob_digest) = (blob.len(), blob.finish());
         let stats = match (applied, read_result) {
             (Ok(a), Ok(())) => a,
             // The reader stopped because the applier did: the applier's error.
@@ -210,6 +213,8 @@ impl Store {
         failpoint::hit("unpack-after-apply");
 
         if let Some((expected, size)) = &expected_blob {
+            let blob_size = blob.len();
+            let blob_digest = blob.finish();
             if &blob_digest != expected {
                 return Err(ImageError::Digest {
                     what: format!("{what}: blob"),
@@ -359,11 +364,12 @@ fn read_blob(
 }
 
 /// The blob hasher thread: reads the blob in pieces, hands each to the
-/// reader thread, then hashes it. Reading here keeps the copy out of the
-/// page cache off the inflating thread, which bounds a large layer's load.
-/// A read error goes to the reader thread, which reports it.
+/// reader thread, then hashes it if `hash`. Reading here keeps the copy
+/// out of the page cache off the inflating thread, which bounds a large
+/// layer's load. A read error goes to the reader thread, which reports it.
 fn fetch_blob(
     mut blob: Box<dyn Read + Send>,
+    hash: bool,
     read: &AtomicU64,
     pieces: &SyncSender<io::Result<Chunk>>,
 ) -> Hasher {
@@ -391,7 +397,9 @@ fn fetch_blob(
         if pieces.send(Ok(piece.clone())).is_err() {
             break; // the reader stopped: its error is the one to report
         }
-        hasher.update(&piece);
+        if hash {
+            hasher.update(&piece);
+        }
     }
     hasher
 }
@@ -529,5 +537,41 @@ impl Read for ChannelReader<'_> {
         buf[..n].copy_from_slice(&current[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the blob thread's loop over `blob`: what the reader thread
+    /// receives, and how many bytes were hashed.
+    fn check(blob: &[u8], hash: bool, hashed: u64) {
+        let (tx, rx) = sync_channel(IN_FLIGHT);
+        let read = AtomicU64::new(0);
+        let source = Box::new(io::Cursor::new(blob.to_vec()));
+        let hasher = thread::scope(|s| {
+            let read = &read;
+            // The sender moves in: the reader sees the end once it returns.
+            let fetch = s.spawn(move || fetch_blob(source, hash, read, &tx));
+            let mut received = Vec::new();
+            BlobReader::new(rx).read_to_end(&mut received).unwrap();
+            assert_eq!(received, blob, "the reader gets the blob whole");
+            fetch.join().unwrap()
+        });
+        assert_eq!(read.load(Ordering::Relaxed), blob.len() as u64);
+        assert_eq!(hasher.len(), hashed);
+        if hash {
+            assert_eq!(hasher.finish(), Digest::of(blob));
+        }
+    }
+
+    #[test]
+    fn the_blob_is_hashed_only_when_asked() {
+        let big: Vec<u8> = (0..3 * PIECE + 7).map(|i| (i % 251) as u8).collect();
+        check(&big, true, big.len() as u64);
+        check(&big, false, 0);
+        check(b"", true, 0);
+        check(b"small", false, 0);
     }
 }
