@@ -11,8 +11,8 @@
 #   commit  strata commit vs podman commit of a container that changed
 #           100 MiB in 1,000 files on top of the 1 GiB image
 #
-# Usage: bench/containers.sh   (as root; ~10 min)
-# Knobs: RUNS=20  STRATA=$(scripts/built)  SKIP_DOCKER=1
+# Usage: bench/containers.sh   (as root; ~15 min)
+# Knobs: RUNS=20  STRATA=$(scripts/built)  SKIP_DOCKER=1  BENCH_SETTLE=60
 #        IMAGES_DIR=/var/lib/strata-bench/images (bench/gen_image.py makes it)
 #        BENCH_OUT=bench/out
 set -euo pipefail
@@ -24,8 +24,12 @@ IMAGES_DIR=${IMAGES_DIR:-$BENCH_ROOT/images}
 OUT=${BENCH_OUT:-$BENCH_DIR/out}
 W=$BENCH_ROOT/containers
 mkdir -p "$OUT"
-bench_rm "$W"
-mkdir -p "$W"
+# The previous run's store (a GiB image among it) is deleted first, and the
+# disk settles before anything is timed: right after a big delete this
+# disk discards, and ext4 without a journal skips freshly freed inodes when
+# it allocates new ones, so every file and folder made slows down for up
+# to a minute. Strata makes a few per `run`; raw runc makes none on disk.
+bench_fresh "$W"
 
 # The busybox root filesystem every tool runs.
 ROOTFS=$W/rootfs
@@ -96,6 +100,8 @@ hyperfine -N --warmup 3 --runs "$RUNS" --prepare "sleep 0.05" --export-json "$OU
   "${floors[@]}" \
   -n strata "$S run --rm bb true"
 $S rm -f floor-keeper > /dev/null
+# Every tool's `run --rm` above deleted its containers: settle again.
+bench_settle
 
 echo "== create (busybox)"
 hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$OUT/create-busybox.json" \
@@ -121,21 +127,34 @@ $S create --name changed "$BIG" true > /dev/null
 $S cp "$CHANGE" changed:/change
 $PODMAN create --name changed --network none "$PBIG" true > /dev/null
 $PODMAN cp "$CHANGE" changed:/change
-sync
+bench_settle
 
+# Before each commit (untimed), a marker file with a new value goes into
+# the container, so that every run commits a new layer, as a user's commit
+# of new work does. Committing the same container again would give a layer
+# the store already has; Strata then unpacks it, finds it stored, and
+# deletes the copy, which measures the duplicate, not the change.
+marker() {  # marker SCRIPT CONTAINER CP...: prints SCRIPT, made to do that
+  local script=$W/$1 value=$W/$1.value container=$2; shift 2
+  printf '#!/bin/sh\nset -e\ndate +%%s%%N > %s\n%s %s %s:/marker\nsync\n' \
+    "$value" "$*" "$value" "$container" > "$script"
+  chmod +x "$script"
+  echo "$script"
+}
 echo "== commit (100 MiB in 1,000 files on the 1 GiB image)"
 hyperfine -N --warmup 1 --runs "$(( RUNS < 10 ? RUNS : 10 ))" --export-json "$OUT/commit.json" \
-  --prepare sync \
+  --prepare "$(marker marker-strata changed $S cp)" \
+  --prepare "$(marker marker-podman changed $PODMAN cp)" \
   -n strata "$S commit changed" \
   -n podman "$PODMAN commit -q changed"
 
 # The same change on busybox: the cost should follow the change, not the image.
 $S create --name changed-small bb true > /dev/null
 $S cp "$CHANGE" changed-small:/change
-sync
+bench_settle
 echo "== commit (the same change on busybox)"
 hyperfine -N --warmup 1 --runs "$(( RUNS < 10 ? RUNS : 10 ))" --export-json "$OUT/commit-small.json" \
-  --prepare sync \
+  --prepare "$(marker marker-small changed-small $S cp)" \
   -n strata "$S commit changed-small"
 
 for f in run run-paused create-busybox create-big commit commit-small; do
