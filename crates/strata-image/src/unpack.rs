@@ -2,9 +2,9 @@
 //!
 //! Four threads, bounded memory: a blob hasher thread reads the blob,
 //! handing each piece to a reader thread before hashing it (the blob
-//! digest); the reader thread decompresses the pieces, passing 1 MiB
-//! buffers through a channel of four to the main thread,
-//! which applies the tar straight into the new snapshot's directory (large
+//! digest, when there is one to check); the reader thread decompresses the
+//! pieces, passing 1 MiB buffers through a channel of four to the main
+//! thread, which applies the tar straight into the new snapshot's directory (large
 //! files around the page cache, see `strata_archive::direct`), writing
 //! the layer index, and hands each buffer on to a diff hasher thread (the
 //! diff ID). Inflating and creating files are the two expensive steps, and
