@@ -35,21 +35,9 @@ bench_fresh "$W"
 ROOTFS=$W/rootfs
 bench_busybox "$ROOTFS" "$W/busybox.tar" sh true cat
 
-# Raw runc: the same rootfs as a bundle; runc's own spec, running `true`,
-# with no terminal and no network namespace change from the default.
+# Raw runc: the same rootfs as a bundle (runc's own spec).
 BUNDLE=$W/bundle
-mkdir -p "$BUNDLE"
-cp -a "$ROOTFS" "$BUNDLE/rootfs"
-(cd "$BUNDLE" && runc spec)
-python3 - "$BUNDLE/config.json" <<'PY'
-import json, sys
-p = sys.argv[1]
-c = json.load(open(p))
-c["process"]["args"] = ["true"]
-c["process"]["terminal"] = False
-c["process"].pop("rlimits", None)
-json.dump(c, open(p, "w"))
-PY
+bench_runc_bundle "$BUNDLE" "$ROOTFS"
 
 S="$STRATA --root $W/strata"
 $S import -c 'CMD ["sh"]' "$W/busybox.tar" bb > /dev/null

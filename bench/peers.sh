@@ -53,6 +53,24 @@ bench_busybox() {  # bench_busybox ROOTFS TAR APPLET...
   tar -C "$rootfs" -cf "$tar" .
 }
 
+# Raw runc's bundle for the floor: ROOTFS copied in, runc's own spec running
+# `true`, with no terminal and no rlimits (this host cannot raise them).
+bench_runc_bundle() {  # bench_runc_bundle BUNDLE ROOTFS
+  local bundle=$1 rootfs=$2
+  mkdir -p "$bundle"
+  cp -a "$rootfs" "$bundle/rootfs"
+  (cd "$bundle" && runc spec)
+  python3 - "$bundle/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["process"]["args"] = ["true"]
+c["process"]["terminal"] = False
+c["process"].pop("rlimits", None)
+json.dump(c, open(p, "w"))
+PY
+}
+
 # --- docker: a private dockerd with its own data-root, exec-root and socket.
 docker_start() {  # docker_start DATA_ROOT [wrapper cmd...]  (e.g. /usr/bin/time -v -o F)
   local data=$1; shift
