@@ -35,6 +35,7 @@ record() {  # record NAME COMMAND: perf script of RUNS runs of COMMAND
     -- bash -c "for i in \$(seq $RUNS); do $pause $2 > /dev/null; done"
   perf script -i "$W/$1.data" > "$W/$1.txt" 2> /dev/null
 }
-record runc "runc --root $BENCH_RUN/runc run --bundle $W/bundle bench-segments"
+RUNC=$(command -v runc)
+record runc "$RUNC --root $BENCH_RUN/runc run --bundle $W/bundle bench-segments"
 record strata "$S run --rm bb true"
-python3 "$BENCH_DIR/segments.py" "$STRATA" "$W/runc.txt" "$W/strata.txt"
+python3 "$BENCH_DIR/segments.py" "$STRATA" "$RUNC" "$W/runc.txt" "$W/strata.txt"

@@ -2,7 +2,7 @@
 """Segments of `run --rm IMG true` from the scheduler's exec, fork and exit
 events (`perf script` of sched:sched_process_{exec,fork,exit}).
 
-Usage: segments.py STRATA_PATH RUNC_TXT STRATA_TXT
+Usage: segments.py STRATA_PATH RUNC_PATH RUNC_TXT STRATA_TXT
 
 RUNC_TXT: raw `runc run` in a loop; STRATA_TXT: `strata run --rm` in a
 loop. Prints, per segment, the median, p10 and p90 in ms over the runs
@@ -84,9 +84,9 @@ STRATA = [
 
 
 def main():
-    strata, runc_txt, strata_txt = sys.argv[1:]
+    strata, runc, runc_txt, strata_txt = sys.argv[1:]
     # A run of raw runc starts at runc's exec, which is its "runc" too.
-    report("runc run, started by bash (ms):", runs(runc_txt, "/usr/sbin/runc"), RUNC)
+    report("runc run, started by bash (ms):", runs(runc_txt, runc), RUNC)
     strata_runs = runs(strata_txt, strata)
     report("strata run --rm (ms):", strata_runs, STRATA)
     own = [
