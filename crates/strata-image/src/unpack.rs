@@ -4,9 +4,9 @@
 //! handing each piece to a reader thread before hashing it (the blob
 //! digest, when there is one to check); the reader thread decompresses the
 //! pieces, passing 1 MiB buffers through a channel of four to the main
-//! thread, which applies the tar straight into the new snapshot's directory (large
-//! files around the page cache, see `strata_archive::direct`), writing
-//! the layer index, and hands each buffer on to a diff hasher thread (the
+//! thread, which applies the tar straight into the new snapshot's
+//! directory (large files around the page cache, see
+//! `strata_archive::direct`), writing the layer index, and hands each buffer on to a diff hasher thread (the
 //! diff ID). Inflating and creating files are the two expensive steps, and
 //! inflating one gzip stream cannot be split: hashing on threads of its own
 //! keeps it off both. Buffers are reused once every thread is done with
