@@ -56,10 +56,14 @@ impl Settings {
         config: Option<&Path>,
     ) -> anyhow::Result<Settings> {
         let file = ConfigFile::read(config)?;
+        let root = root
+            .or(file.root)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT));
         Ok(Settings {
-            root: root
-                .or(file.root)
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
+            // Absolute, as the paths we hand to runc and mount(8) must be:
+            // runc reads a relative rootfs against the bundle, not our cwd.
+            root: std::path::absolute(&root)
+                .with_context(|| format!("cannot resolve the store root {}", root.display()))?,
             storage_driver: driver.or(file.storage_driver),
             runtime: file.runtime.unwrap_or_else(|| PathBuf::from("runc")),
         })

@@ -134,6 +134,49 @@ fn seed_scenario_bind_mount() {
 }
 
 #[test]
+fn a_relative_root_is_the_same_store() {
+    let s = Strata::new();
+    image(&s, "app");
+    // `--root root` from the folder above it: runc must still find the
+    // rootfs and the volume, which it reads against the bundle, not here.
+    let relative = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+            .current_dir(s.root.parent().unwrap())
+            .args(["--root", "root"])
+            .args(args)
+            .output()
+            .expect("run strata");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "strata {args:?}: {stderr}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let out = relative(&[
+        "run",
+        "--rm",
+        "-v",
+        "kept:/var/lib/data",
+        "app",
+        "sh",
+        "-c",
+        "echo relative > /var/lib/data/db; cat /etc/motd",
+    ]);
+    assert_eq!(out, "from the image\n");
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "kept:/var/lib/data",
+        "app",
+        "cat",
+        "/var/lib/data/db",
+    ]);
+    assert_eq!(out, "relative\n");
+    let id = relative(&["run", "-d", "app", "sleep", "30"]);
+    assert_eq!(s.ok(&["ps", "-q", "--no-trunc"]).trim(), id.trim());
+    s.ok(&["rm", "-f", id.trim()]);
+}
+
+#[test]
 fn copy_on_write_leaves_the_image_alone() {
     let s = Strata::new();
     image(&s, "app");
