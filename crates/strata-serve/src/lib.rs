@@ -34,7 +34,7 @@ pub enum SocketError {
 
 /// Binds `path` (making its folder; replacing a stale socket that nothing
 /// answers on, never a live one or another kind of file), owner and group
-/// only, non-blocking for tokio.
+/// only, non-blocking for tokio. The path appears once the socket listens.
 pub fn bind_socket(path: &Path) -> Result<UnixListener, SocketError> {
     let io_error = |action| {
         move |source| SocketError::Io {
@@ -55,13 +55,29 @@ pub fn bind_socket(path: &Path) -> Result<UnixListener, SocketError> {
         Ok(_) if UnixStream::connect(path).is_ok() => return Err(SocketError::InUse(path.into())),
         Ok(_) => fs::remove_file(path).map_err(io_error("remove the stale socket"))?,
     }
-    let listener = UnixListener::bind(path).map_err(io_error("bind"))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(SOCKET_MODE))
-        .map_err(io_error("set the mode of"))?;
+    // Made aside and renamed in: a client that waits for the path to
+    // appear (as kubelet does for CSI drivers) then finds it listening,
+    // with its mode already set, never a bound socket not yet listening.
+    let aside = path.with_file_name(format!(".{}.tmp", std::process::id()));
+    let _ = fs::remove_file(&aside);
+    let listener = UnixListener::bind(&aside).map_err(io_error("bind"))?;
+    let claimed = fs::set_permissions(&aside, fs::Permissions::from_mode(SOCKET_MODE))
+        .map_err(io_error("set the mode of"))
+        .and_then(|()| claim(&aside, path).map_err(io_error("bind")));
+    if let Err(e) = claimed {
+        let _ = fs::remove_file(&aside);
+        return Err(e);
+    }
     listener
         .set_nonblocking(true)
         .map_err(io_error("configure"))?;
     Ok(listener)
+}
+
+/// Renames `aside` to `path` unless something took `path` meanwhile.
+fn claim(aside: &Path, path: &Path) -> io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    renameat_with(CWD, aside, CWD, path, RenameFlags::NOREPLACE).map_err(io::Error::from)
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -124,6 +140,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/s.sock");
         let live = bind_socket(&path).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, SOCKET_MODE);
+        let names: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["s.sock"], "nothing left aside");
         assert!(matches!(bind_socket(&path), Err(SocketError::InUse(_))));
         drop(live);
         bind_socket(&path).expect("a stale socket is replaced");
