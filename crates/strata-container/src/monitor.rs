@@ -150,7 +150,10 @@ pub fn watch(root: &Path) -> Option<(MonitorRequest, Watched)> {
     let req = channel.read_request()?;
     let watched = watch_one(root, &req, channel);
     if !watched.cleanup_is_ours {
-        // The starter tidied up and returned; the deletes are ours.
+        // The starter tidied up and returned; the deletes are ours. Our
+        // copy of its stdout goes first: a `$(strata run …)` or a pipe
+        // reads until every copy is closed, and must not wait for them.
+        let _ = crate::start::stdio_to_null();
         let trash = strata_store::Layout::new(root).trash();
         if let Err(e) = strata_store::trash::Trash::new(&trash).empty() {
             tracing::warn!("{}: {e}", trash.display());

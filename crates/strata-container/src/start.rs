@@ -125,18 +125,25 @@ impl Drop for Monitor {
 fn monitor_child(channel: UnixStream, attached: bool) -> std::io::Result<()> {
     if !attached {
         rustix::process::setsid()?;
-        let null = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/null")?;
-        for fd in 0..=2 {
-            dup_onto(null.as_raw_fd(), fd)?;
-        }
+        stdio_to_null()?;
     }
     channel_at_fd(channel.as_raw_fd())?;
     if channel.as_raw_fd() == CHANNEL_FD {
         // The channel's reader takes CHANNEL_FD over: ours must not close it.
         std::mem::forget(channel);
+    }
+    Ok(())
+}
+
+/// Points our stdin, stdout and stderr at `/dev/null`, letting go of
+/// whatever they were (the user's terminal or pipe).
+pub(crate) fn stdio_to_null() -> std::io::Result<()> {
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    for fd in 0..=2 {
+        dup_onto(null.as_raw_fd(), fd)?;
     }
     Ok(())
 }

@@ -177,6 +177,26 @@ fn a_relative_root_is_the_same_store() {
 }
 
 #[test]
+fn run_output_ends_with_the_container_not_with_the_deletes() {
+    let s = Strata::new();
+    image(&s, "app");
+    // Enough files that deleting them takes a while after `run` returns.
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "app",
+        "sh",
+        "-c",
+        "mkdir /many && cd /many && i=0; while [ $i -lt 5000 ]; do : > f$i; i=$((i+1)); done; echo made",
+    ]);
+    assert_eq!(out, "made\n");
+    // The monitor deletes them once `run` has returned. Had it kept its
+    // copy of our stdout meanwhile, reading that to its end (as `$(...)`
+    // or a pipe does) would have waited for the deletes too.
+    assert!(s.trash_entries() > 0, "the output ended after the deletes");
+}
+
+#[test]
 fn copy_on_write_leaves_the_image_alone() {
     let s = Strata::new();
     image(&s, "app");
