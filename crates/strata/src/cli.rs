@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+use crate::output::ListFormat;
+
 #[derive(Parser)]
 #[command(
     name = "strata",
@@ -633,8 +635,9 @@ pub struct PsArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: OutputFormat,
+    /// table, json, or a template per container ('{{.Names}}', 'table {{.ID}}\t{{.Status}}')
+    #[arg(long, default_value = "table", value_parser = ListFormat::parse)]
+    pub format: ListFormat,
 }
 
 #[derive(Args)]
@@ -765,8 +768,9 @@ pub struct VolumeLsArgs {
     /// Filter (dangling=true|false, name=, label=, driver=)
     #[arg(short, long)]
     pub filter: Vec<String>,
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: OutputFormat,
+    /// table, json, or a template per volume ('{{.Name}}')
+    #[arg(long, default_value = "table", value_parser = ListFormat::parse)]
+    pub format: ListFormat,
 }
 
 #[derive(Args)]
@@ -896,8 +900,9 @@ pub struct ImagesArgs {
     /// Show all images (no intermediate images are hidden yet)
     #[arg(short, long)]
     pub all: bool,
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: OutputFormat,
+    /// table, json, or a template per image ('{{.Repository}}:{{.Tag}}')
+    #[arg(long, default_value = "table", value_parser = ListFormat::parse)]
+    pub format: ListFormat,
 }
 
 #[derive(Args)]

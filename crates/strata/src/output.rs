@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-/// A table whose columns are padded to line up, three spaces apart.
+/// A table whose columns are padded to line up, as Docker's are.
 pub struct Table {
     rows: Vec<Vec<String>>,
 }
@@ -36,7 +36,10 @@ impl Table {
             for (c, cell) in row.iter().enumerate() {
                 line.push_str(cell);
                 if c + 1 < row.len() {
-                    line.push_str(&" ".repeat(widths[c] - cell.chars().count() + 3));
+                    // Docker's tabwriter: three spaces apart, and no
+                    // column narrower than ten.
+                    let width = (widths[c] + 3).max(10);
+                    line.push_str(&" ".repeat(width - cell.chars().count()));
                 }
             }
             writeln!(out, "{}", line.trim_end())?;
@@ -102,6 +105,28 @@ pub fn ago(rfc3339: Option<&str>) -> String {
     }
 }
 
+/// A time as Docker's lists print it (Go's `time.Time.String()` in the
+/// local zone): `2026-11-24 15:59:51 +0000 UTC`; as given if it is not
+/// RFC 3339.
+pub fn docker_time(rfc3339: &str) -> String {
+    match rfc3339.parse::<jiff::Timestamp>() {
+        Ok(t) => t
+            .to_zoned(jiff::tz::TimeZone::system())
+            .strftime("%Y-%m-%d %H:%M:%S %z %Z")
+            .to_string(),
+        Err(_) => rfc3339.to_owned(),
+    }
+}
+
+/// Labels as Docker's lists show them: `k=v,k2=v2`.
+pub fn labels_text<'a>(labels: impl IntoIterator<Item = (&'a String, &'a String)>) -> String {
+    let pairs: Vec<String> = labels
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    pairs.join(",")
+}
+
 /// Docker's `--format '{{.A.B}}'`, for the fields of a JSON value: each
 /// `{{.Path}}` becomes the value there (strings bare, the rest as JSON),
 /// `{{json .Path}}` always JSON.
@@ -123,9 +148,16 @@ pub fn template(tpl: &str, value: &serde_json::Value) -> anyhow::Result<String> 
         })?;
         let mut v = value;
         for key in path.split('.').filter(|k| !k.is_empty()) {
-            v = v
-                .get(key)
-                .ok_or_else(|| anyhow::anyhow!("template '{tpl}': no field '{key}'"))?;
+            v = v.get(key).ok_or_else(|| {
+                let there = match v.as_object() {
+                    Some(o) => {
+                        let keys: Vec<&str> = o.keys().map(String::as_str).collect();
+                        format!("the fields are {}", keys.join(", "))
+                    }
+                    None => format!("{v} has no fields"),
+                };
+                anyhow::anyhow!("template '{tpl}': no field '{key}' ({there})")
+            })?;
         }
         match (as_json, v) {
             (false, serde_json::Value::String(s)) => out.push_str(s),
@@ -136,6 +168,100 @@ pub fn template(tpl: &str, value: &serde_json::Value) -> anyhow::Result<String> 
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// `--format` of a list (`ps`, `images`, `volume ls`), as Docker takes it:
+/// `table` (the command's own columns), `json` (each row a JSON object),
+/// or a template applied to each row (`{{.Names}}`), lined up under a
+/// header when it starts with `table `. `\t` and `\n` in a template are a
+/// tab and a newline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListFormat {
+    Table,
+    Json,
+    Template { table: bool, body: String },
+}
+
+impl ListFormat {
+    /// Parses `--format`'s value (for clap).
+    pub fn parse(value: &str) -> Result<ListFormat, String> {
+        let value = value.trim();
+        let unescape = |t: &str| t.trim().replace("\\t", "\t").replace("\\n", "\n");
+        Ok(match value {
+            "" | "table" => ListFormat::Table,
+            "json" => ListFormat::Json,
+            _ => match value.strip_prefix("table ") {
+                Some(body) => ListFormat::Template {
+                    table: true,
+                    body: unescape(body),
+                },
+                None => ListFormat::Template {
+                    table: false,
+                    body: unescape(value),
+                },
+            },
+        })
+    }
+}
+
+/// A list's columns: each field of its rows with Docker's header for it,
+/// and which of them its table shows by default.
+pub struct Columns<'a> {
+    pub headers: &'a [(&'a str, &'a str)],
+    pub default: &'a [&'a str],
+}
+
+/// Prints a list's `rows` (JSON objects with Docker's field names) as
+/// `format` asks.
+pub fn print_list(
+    format: &ListFormat,
+    columns: &Columns,
+    rows: &[serde_json::Value],
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let default;
+    let (table, body) = match format {
+        ListFormat::Json => {
+            for row in rows {
+                writeln!(out, "{row}")?;
+            }
+            return Ok(());
+        }
+        ListFormat::Table => {
+            let fields: Vec<String> = columns
+                .default
+                .iter()
+                .map(|f| format!("{{{{.{f}}}}}"))
+                .collect();
+            default = fields.join("\t");
+            (true, default.as_str())
+        }
+        ListFormat::Template { table, body } => (*table, body.as_str()),
+    };
+    let lines = rows
+        .iter()
+        .map(|row| template(body, row))
+        .collect::<anyhow::Result<Vec<String>>>()?;
+    if !table {
+        for line in lines {
+            writeln!(out, "{line}")?;
+        }
+        return Ok(());
+    }
+    let headers: serde_json::Map<String, serde_json::Value> = columns
+        .headers
+        .iter()
+        .map(|(field, header)| ((*field).to_owned(), (*header).into()))
+        .collect();
+    let cells = |line: &str| line.split('\t').map(str::to_owned).collect();
+    let mut t = Table {
+        rows: vec![cells(&template(body, &headers.into())?)],
+    };
+    for line in &lines {
+        t.row(cells(line));
+    }
+    t.print(out)?;
+    Ok(())
 }
 
 /// JSON indented with four spaces, as `docker inspect` prints it.
@@ -195,7 +321,71 @@ mod tests {
             template("{{.Nope}}", &v)
                 .unwrap_err()
                 .to_string()
-                .contains("no field 'Nope'")
+                .contains("no field 'Nope' (the fields are Config, Id, Size)")
+        );
+    }
+
+    #[test]
+    fn list_formats_parse_as_docker_takes_them() {
+        let check = |value: &str, expected: ListFormat| {
+            assert_eq!(ListFormat::parse(value), Ok(expected), "{value}");
+        };
+        let template = |table: bool, body: &str| ListFormat::Template {
+            table,
+            body: body.into(),
+        };
+        check("table", ListFormat::Table);
+        check("", ListFormat::Table);
+        check("json", ListFormat::Json);
+        check(" json ", ListFormat::Json);
+        check("{{.Names}}", template(false, "{{.Names}}"));
+        check(
+            "table {{.ID}}\\t{{.Names}}",
+            template(true, "{{.ID}}\t{{.Names}}"),
+        );
+        check("{{.ID}}\\n", template(false, "{{.ID}}\n"));
+        check("tables", template(false, "tables"));
+        check("{{json .}}", template(false, "{{json .}}"));
+    }
+
+    /// What a list of two rows prints with `--format value`.
+    fn check_list(value: &str, expected: &str) {
+        let columns = Columns {
+            headers: &[
+                ("ID", "CONTAINER ID"),
+                ("Names", "NAMES"),
+                ("State", "STATE"),
+            ],
+            default: &["ID", "Names"],
+        };
+        let rows = [
+            serde_json::json!({"ID": "abc", "Names": "web", "State": "running"}),
+            serde_json::json!({"ID": "defdefdefdefdef", "Names": "db", "State": "exited"}),
+        ];
+        let mut out = Vec::new();
+        let format = ListFormat::parse(value).unwrap();
+        print_list(&format, &columns, &rows, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), expected, "{value}");
+    }
+
+    #[test]
+    fn lists_print_as_docker_prints_them() {
+        check_list(
+            "table",
+            "CONTAINER ID      NAMES\n\
+             abc               web\n\
+             defdefdefdefdef   db\n",
+        );
+        check_list(
+            "table {{.Names}}\\t{{.State}}",
+            "NAMES     STATE\nweb       running\ndb        exited\n",
+        );
+        check_list("{{.Names}}\\t{{.ID}}", "web\tabc\ndb\tdefdefdefdefdef\n");
+        check_list("{{.Names}} is {{.State}}", "web is running\ndb is exited\n");
+        check_list(
+            "json",
+            "{\"ID\":\"abc\",\"Names\":\"web\",\"State\":\"running\"}\n\
+             {\"ID\":\"defdefdefdefdef\",\"Names\":\"db\",\"State\":\"exited\"}\n",
         );
     }
 }

@@ -64,6 +64,58 @@ fn listing_commands() {
     });
 }
 
+/// `--format` as Docker takes it: its own table, a template per row, or a
+/// template lined up under headers (`table ...`, with `\t` between).
+#[test]
+fn list_formats() {
+    let s = Strata::with_driver(Some("overlay"));
+    two_images(&s);
+    s.ok(&["volume", "create", "--label", "tier=db", "data"]);
+    s.ok(&[
+        "create",
+        "--name",
+        "web",
+        "-v",
+        "data:/data",
+        "--label",
+        "app=web",
+        "app",
+        "/app/run",
+    ]);
+    let mut settings = settled(&s);
+    settings.add_filter(r"\b[0-9a-f]{12}\b", "[id]");
+    settings.bind(|| {
+        insta::assert_snapshot!("ps", s.ok(&["ps", "-a"]));
+        insta::assert_snapshot!(
+            "ps_table_template",
+            s.ok(&[
+                "ps",
+                "-a",
+                "--format",
+                "table {{.Names}}\\t{{.State}}\\t{{.Mounts}}\\t{{.Labels}}\\t{{.Networks}}",
+            ])
+        );
+        insta::assert_snapshot!(
+            "images_template",
+            s.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}\\t{{.Size}}"])
+        );
+        insta::assert_snapshot!("volume_ls", s.ok(&["volume", "ls"]));
+        insta::assert_snapshot!(
+            "volume_ls_table_template",
+            s.ok(&[
+                "volume",
+                "ls",
+                "--format",
+                "table {{.Name}}\\t{{.Driver}}\\t{{.Labels}}",
+            ])
+        );
+        insta::assert_snapshot!(
+            "ps_bad_template",
+            s.fails(&["ps", "-a", "--format", "{{.Nope}}"])
+        );
+    });
+}
+
 #[test]
 fn error_messages() {
     let s = Strata::new();

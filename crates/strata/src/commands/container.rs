@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use serde_json::json;
+use strata_container::config::MountKind;
 use strata_container::{
     ChangeKind, Containers, CreateOptions, ExecOptions, Monitor, Started, Status, short,
 };
@@ -14,7 +15,7 @@ use strata_image::{Reference, Store};
 
 use super::{for_each, inspect_each};
 use crate::cli::*;
-use crate::output::{Table, ago};
+use crate::output::{Columns, ago, docker_time, labels_text, print_list};
 use crate::progress::for_terminal;
 
 /// A command's wish to end with a given exit code (the container's).
@@ -282,44 +283,72 @@ pub fn ps(ctx: &Ctx, a: &PsArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             format!("{}…\"", &c[..20])
         }
     };
-    if a.format == OutputFormat::Json {
-        for r in &rows {
+    let rows: Vec<_> = rows
+        .iter()
+        .map(|r| {
             let c = &r.container;
-            let v = json!({
+            json!({
                 "ID": id(c.id()),
                 "Image": c.config.image_name,
                 "Command": command(&c.config.args),
-                "CreatedAt": c.row.created,
+                "CreatedAt": docker_time(&c.row.created),
+                "RunningFor": ago(Some(&c.row.created)),
+                "Ports": "",
                 "State": r.status.word(),
                 "Status": status_text(&r.status),
                 "Names": c.name(),
-                "Labels": c.config.labels,
-            });
-            writeln!(out, "{v}")?;
-        }
-        return Ok(());
-    }
-    let mut table = Table::new(&[
-        "CONTAINER ID",
-        "IMAGE",
-        "COMMAND",
-        "CREATED",
-        "STATUS",
-        "NAMES",
-    ]);
-    for r in &rows {
-        let c = &r.container;
-        table.row(vec![
-            id(c.id()),
-            c.config.image_name.clone(),
-            command(&c.config.args),
-            ago(Some(&c.row.created)),
-            status_text(&r.status),
-            c.name().to_owned(),
-        ]);
-    }
-    table.print(out)?;
-    Ok(())
+                "Labels": labels_text(&c.config.labels),
+                "Mounts": mounts_text(&c.config.mounts, a.no_trunc),
+                "Networks": c.config.network,
+            })
+        })
+        .collect();
+    print_list(&a.format, &PS_COLUMNS, &rows, out)
+}
+
+/// `ps`'s fields, with Docker's headers, and its default table.
+const PS_COLUMNS: Columns = Columns {
+    headers: &[
+        ("ID", "CONTAINER ID"),
+        ("Image", "IMAGE"),
+        ("Command", "COMMAND"),
+        ("CreatedAt", "CREATED AT"),
+        ("RunningFor", "CREATED"),
+        ("Ports", "PORTS"),
+        ("State", "STATE"),
+        ("Status", "STATUS"),
+        ("Names", "NAMES"),
+        ("Labels", "LABELS"),
+        ("Mounts", "MOUNTS"),
+        ("Networks", "NETWORKS"),
+    ],
+    default: &[
+        "ID",
+        "Image",
+        "Command",
+        "RunningFor",
+        "Status",
+        "Ports",
+        "Names",
+    ],
+};
+
+/// `ps`'s MOUNTS: volume names and bind sources, cut to 15 characters
+/// unless `--no-trunc`, as Docker's.
+fn mounts_text(mounts: &[strata_container::config::MountPoint], no_trunc: bool) -> String {
+    let names: Vec<String> = mounts
+        .iter()
+        .filter_map(|m| match &m.kind {
+            MountKind::Volume { name, .. } => Some(name.clone()),
+            MountKind::Bind { source, .. } => Some(source.display().to_string()),
+            MountKind::Tmpfs { .. } => None,
+        })
+        .map(|n| match n.chars().count() {
+            len if no_trunc || len <= 15 => n,
+            _ => n.chars().take(14).chain(['…']).collect(),
+        })
+        .collect();
+    names.join(",")
 }
 
 pub fn logs(ctx: &Ctx, a: &LogsArgs) -> anyhow::Result<()> {

@@ -12,7 +12,7 @@ use strata_image::{Reference, Store};
 
 use super::{for_each, inspect_each};
 use crate::cli::*;
-use crate::output::{Table, ago, size};
+use crate::output::{Columns, Table, ago, docker_time, print_list, size};
 use crate::progress::for_terminal;
 
 pub fn images(store: &Store, args: &ImagesArgs, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -44,11 +44,12 @@ pub fn images(store: &Store, args: &ImagesArgs, out: &mut dyn Write) -> anyhow::
             ));
         }
     }
-    if args.format == OutputFormat::Json {
-        for (image, repo, tag) in rows {
-            let v = json!({
+    let rows: Vec<_> = rows
+        .into_iter()
+        .map(|(image, repo, tag)| {
+            json!({
                 "Containers": "N/A",
-                "CreatedAt": image.row.created.clone().unwrap_or_default(),
+                "CreatedAt": image.row.created.as_deref().map(docker_time).unwrap_or_default(),
                 "CreatedSince": ago(image.row.created.as_deref()),
                 "Digest": image.row.manifest.to_string(),
                 "ID": id(&image.row.id),
@@ -58,31 +59,30 @@ pub fn images(store: &Store, args: &ImagesArgs, out: &mut dyn Write) -> anyhow::
                 "SharedSize": "N/A",
                 "UniqueSize": "N/A",
                 "VirtualSize": size(image.row.size),
-            });
-            writeln!(out, "{v}")?;
-        }
-        return Ok(());
-    }
-    let mut header = vec!["REPOSITORY", "TAG"];
-    if args.digests {
-        header.push("DIGEST");
-    }
-    header.extend(["IMAGE ID", "CREATED", "SIZE"]);
-    let mut table = Table::new(&header);
-    for (image, repo, tag) in rows {
-        let mut cells = vec![repo, tag];
-        if args.digests {
-            cells.push(image.row.manifest.to_string());
-        }
-        cells.extend([
-            id(&image.row.id),
-            ago(image.row.created.as_deref()),
-            size(image.row.size),
-        ]);
-        table.row(cells);
-    }
-    table.print(out)?;
-    Ok(())
+            })
+        })
+        .collect();
+    let columns = Columns {
+        headers: &[
+            ("Containers", "CONTAINERS"),
+            ("CreatedAt", "CREATED AT"),
+            ("CreatedSince", "CREATED"),
+            ("Digest", "DIGEST"),
+            ("ID", "IMAGE ID"),
+            ("Repository", "REPOSITORY"),
+            ("Tag", "TAG"),
+            ("Size", "SIZE"),
+            ("SharedSize", "SHARED SIZE"),
+            ("UniqueSize", "UNIQUE SIZE"),
+            ("VirtualSize", "VIRTUAL SIZE"),
+        ],
+        default: if args.digests {
+            &["Repository", "Tag", "Digest", "ID", "CreatedSince", "Size"]
+        } else {
+            &["Repository", "Tag", "ID", "CreatedSince", "Size"]
+        },
+    };
+    print_list(&args.format, &columns, &rows, out)
 }
 
 pub fn inspect(store: &Store, args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {

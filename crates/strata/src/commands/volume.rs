@@ -12,7 +12,7 @@ use strata_volume::{CreateRequest, Filter, PluginError, Plugins, VolumeDriver, V
 
 use super::{for_each, inspect_each};
 use crate::cli::*;
-use crate::output::{Table, size};
+use crate::output::{Columns, labels_text, print_list, size};
 
 /// The volume service, with the plugins installed on this host.
 pub fn service(store: &strata_image::Store) -> Volumes {
@@ -108,26 +108,33 @@ pub fn ls(volumes: &Volumes, a: &VolumeLsArgs, out: &mut dyn Write) -> anyhow::R
         }
         return Ok(());
     }
-    if a.format == OutputFormat::Json {
-        for v in &list {
-            let labels: Vec<String> = v.labels.iter().map(|(k, x)| format!("{k}={x}")).collect();
-            let line = json!({
+    let rows: Vec<_> = list
+        .iter()
+        .map(|v| {
+            json!({
                 "Driver": v.driver,
-                "Labels": labels.join(","),
+                "Labels": labels_text(&v.labels),
+                "Links": "N/A",
                 "Mountpoint": v.mountpoint,
                 "Name": v.name,
                 "Scope": v.scope,
-            });
-            writeln!(out, "{line}")?;
-        }
-        return Ok(());
-    }
-    let mut table = Table::new(&["DRIVER", "VOLUME NAME"]);
-    for v in &list {
-        table.row(vec![v.driver.clone(), v.name.clone()]);
-    }
-    table.print(out)?;
-    Ok(())
+                "Size": "N/A",
+            })
+        })
+        .collect();
+    let columns = Columns {
+        headers: &[
+            ("Driver", "DRIVER"),
+            ("Labels", "LABELS"),
+            ("Links", "LINKS"),
+            ("Mountpoint", "MOUNTPOINT"),
+            ("Name", "VOLUME NAME"),
+            ("Scope", "SCOPE"),
+            ("Size", "SIZE"),
+        ],
+        default: &["Driver", "Name"],
+    };
+    print_list(&a.format, &columns, &rows, out)
 }
 
 pub fn inspect(
