@@ -228,10 +228,7 @@ fn wait_started(
 /// one (the per-user limit of inotify instances is reached) it looks
 /// every few milliseconds.
 enum PidFileWatch {
-    Inotify {
-        fd: OwnedFd,
-        wd: i32,
-    },
+    Inotify(OwnedFd),
     /// The next pause between looks.
     Polling(Duration),
 }
@@ -242,28 +239,29 @@ impl PidFileWatch {
         let watch = || -> rustix::io::Result<PidFileWatch> {
             let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)?;
             let flags = WatchFlags::MOVED_TO | WatchFlags::CLOSE_WRITE;
-            let wd = inotify::add_watch(&fd, bundle, flags)?;
-            Ok(PidFileWatch::Inotify { fd, wd })
+            inotify::add_watch(&fd, bundle, flags)?;
+            Ok(PidFileWatch::Inotify(fd))
         };
         watch().unwrap_or(PidFileWatch::Polling(Duration::from_micros(500)))
     }
 
-    /// Ends the watch without waiting. Closing an inotify instance waits
-    /// for the kernel to free its marks (an SRCU grace period: 5-14 ms
-    /// measured here, which held up the exit report): removing the watch
-    /// frees them in the background, and the instance itself closes with
-    /// the process, by when that is done.
+    /// Ends the watch without making the monitor wait. Closing an inotify
+    /// instance waits for the kernel to free its marks (an SRCU grace
+    /// period: 5-14 ms measured here, which held up the exit report), so
+    /// a thread of its own closes it. Closed it must be: a monitor lives
+    /// as long as its container, and a user has few instances (128 by
+    /// default).
     fn stop(self) {
-        if let PidFileWatch::Inotify { fd, wd } = self {
-            let _ = rustix::fs::inotify::remove_watch(&fd, wd);
-            std::mem::forget(fd);
+        if let PidFileWatch::Inotify(fd) = self {
+            // Should the thread not start, the fd closes here, slowly.
+            let _ = std::thread::Builder::new().spawn(move || drop(fd));
         }
     }
 
     /// What to wait on besides the runtime's exit.
     fn fd(&self) -> Option<BorrowedFd<'_>> {
         match self {
-            PidFileWatch::Inotify { fd, .. } => Some(fd.as_fd()),
+            PidFileWatch::Inotify(fd) => Some(fd.as_fd()),
             PidFileWatch::Polling(_) => None,
         }
     }
@@ -271,7 +269,7 @@ impl PidFileWatch {
     /// How long to wait before looking again: an inotify watch wakes us.
     fn timeout(&mut self) -> Option<Duration> {
         match self {
-            PidFileWatch::Inotify { .. } => None,
+            PidFileWatch::Inotify(_) => None,
             PidFileWatch::Polling(pause) => {
                 let now = *pause;
                 *pause = (now * 2).min(Duration::from_millis(4));
@@ -282,7 +280,7 @@ impl PidFileWatch {
 
     /// Consumes the events that woke us: any of them means look again.
     fn drain(&self) {
-        if let PidFileWatch::Inotify { fd, .. } = self {
+        if let PidFileWatch::Inotify(fd) = self {
             let mut buf = [std::mem::MaybeUninit::uninit(); 1024];
             let mut events = rustix::fs::inotify::Reader::new(fd, &mut buf);
             while events.next().is_ok() {}
@@ -419,7 +417,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("aside")).unwrap();
         let watch = PidFileWatch::new(dir.path());
-        assert!(matches!(watch, PidFileWatch::Inotify { .. }));
+        assert!(matches!(watch, PidFileWatch::Inotify(_)));
         write(dir.path());
         let fds: Vec<BorrowedFd> = watch.fd().into_iter().collect();
         let ready = readable(&fds, Some(Duration::ZERO)).unwrap();

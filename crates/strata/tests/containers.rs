@@ -197,6 +197,36 @@ fn run_output_ends_with_the_container_not_with_the_deletes() {
 }
 
 #[test]
+fn a_running_containers_monitor_holds_no_inotify_instance() {
+    let s = Strata::new();
+    image(&s, "app");
+    let id = s.ok(&["run", "-d", "app", "sleep", "30"]);
+    let state = std::fs::read(s.root.join("containers").join(id.trim()).join("state.json"));
+    let state: serde_json::Value = serde_json::from_slice(&state.unwrap()).unwrap();
+    let monitor = state["monitor_pid"].as_i64().expect("the monitor's pid");
+    // It watched for runc's pid file; a user has few inotify instances,
+    // and a monitor lives as long as its container. Closing takes a few
+    // ms, on a thread of its own.
+    let instances = || {
+        std::fs::read_dir(format!("/proc/{monitor}/fd"))
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.unwrap().path()).ok())
+            .filter(|target| target.to_string_lossy().contains("inotify"))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while instances() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(
+        instances(),
+        0,
+        "the monitor still holds its inotify instance"
+    );
+    s.ok(&["rm", "-f", id.trim()]);
+}
+
+#[test]
 fn copy_on_write_leaves_the_image_alone() {
     let s = Strata::new();
     image(&s, "app");
