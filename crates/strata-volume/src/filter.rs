@@ -40,7 +40,32 @@ impl FromStr for Filter {
     }
 }
 
+/// Docker's rule for a set of filters: a key given more than once
+/// matches if any of its values does (`-f name=a -f name=b` lists both);
+/// a filter whose `key` is None (labels) must match on its own; and all
+/// must hold.
+pub fn all_keys_match<F>(
+    filters: &[F],
+    key: impl Fn(&F) -> Option<&'static str>,
+    matches: impl Fn(&F) -> bool,
+) -> bool {
+    filters.iter().all(|f| match key(f) {
+        None => matches(f),
+        Some(k) => filters.iter().filter(|g| key(g) == Some(k)).any(&matches),
+    })
+}
+
 impl Filter {
+    /// Its key for [`all_keys_match`].
+    pub(crate) fn key(&self) -> Option<&'static str> {
+        match self {
+            Filter::Dangling(_) => Some("dangling"),
+            Filter::Name(_) => Some("name"),
+            Filter::Label(..) => None,
+            Filter::Driver(_) => Some("driver"),
+        }
+    }
+
     pub(crate) fn matches(&self, v: &VolumeRow, dangling: bool) -> bool {
         match self {
             Filter::Dangling(want) => dangling == *want,
@@ -101,6 +126,24 @@ mod tests {
         ] {
             check(filter, &data, dangling, expected);
         }
+    }
+
+    #[test]
+    fn a_key_twice_is_either_value_and_labels_are_all() {
+        let data = row("data_volume", &[("env", "prod"), ("tier", "")]);
+        let check = |given: &[&str], expected: bool| {
+            let filters: Vec<Filter> = given.iter().map(|f| f.parse().unwrap()).collect();
+            let got = all_keys_match(&filters, Filter::key, |f| f.matches(&data, false));
+            assert_eq!(got, expected, "{given:?}");
+        };
+        check(&[], true);
+        check(&["name=data", "name=other"], true);
+        check(&["name=other", "name=data"], true);
+        check(&["name=other", "name=more"], false);
+        check(&["name=data", "driver=rexray"], false);
+        check(&["label=env", "label=tier"], true);
+        check(&["label=env", "label=missing"], false);
+        check(&["dangling=true", "dangling=false"], true);
     }
 
     #[test]

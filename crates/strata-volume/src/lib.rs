@@ -369,7 +369,7 @@ impl Volumes {
             .into_iter()
             .filter(|r| {
                 let dangling = unused.binary_search(&r.name).is_ok();
-                filters.iter().all(|f| f.matches(r, dangling))
+                filter::all_keys_match(filters, Filter::key, |f| f.matches(r, dangling))
             })
             .map(|r| self.describe(r))
             .collect())
@@ -392,7 +392,7 @@ impl Volumes {
                 let row = plugin_row(&plugin, v);
                 // Not recorded, so no container uses it: dangling.
                 if !volumes.iter().any(|r| r.name == row.name)
-                    && filters.iter().all(|f| f.matches(&row, true))
+                    && filter::all_keys_match(filters, Filter::key, |f| f.matches(&row, true))
                 {
                     volumes.push(self.describe(row));
                 }
