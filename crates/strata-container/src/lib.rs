@@ -17,6 +17,7 @@
 pub mod config;
 mod create;
 pub mod files;
+pub mod filter;
 mod lifecycle;
 pub mod monitor;
 mod names;

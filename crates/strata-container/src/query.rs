@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 use strata_runtime::Runtime;
 use strata_runtime::state::{self, RunState};
+use strata_volume::filter::all_keys_match;
 
 use crate::config::MountKind;
+use crate::filter::Filter;
 use crate::{Container, Containers, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,12 +99,16 @@ impl Containers<'_> {
         }
     }
 
-    /// `ps`: running containers (`all`: every container), newest first.
-    pub fn list(&self, all: bool) -> Result<Vec<Summary>> {
+    /// `ps`: running containers (`all`: every container) that pass
+    /// `filters`, newest first. A status filter looks at every container,
+    /// as Docker's does.
+    pub fn list(&self, all: bool, filters: &[Filter]) -> Result<Vec<Summary>> {
+        let all = all || filters.iter().any(|f| matches!(f, Filter::Status(_)));
         let mut rows = Vec::new();
         for container in self.all()? {
             let status = self.status(&container)?;
-            if all || status.is_running() {
+            let wanted = all_keys_match(filters, Filter::key, |f| f.matches(&container, &status));
+            if (all || status.is_running()) && wanted {
                 rows.push(Summary { container, status });
             }
         }

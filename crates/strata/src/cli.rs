@@ -635,6 +635,9 @@ pub struct PsArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
+    /// Filter (id=, name=, label=KEY[=VALUE], status=, exited=, ancestor=, volume=, network=)
+    #[arg(short, long)]
+    pub filter: Vec<String>,
     /// table, json, or a template per container ('{{.Names}}', 'table {{.ID}}\t{{.Status}}')
     #[arg(long, default_value = "table", value_parser = ListFormat::parse)]
     pub format: ListFormat,

@@ -227,6 +227,76 @@ fn a_running_containers_monitor_holds_no_inotify_instance() {
 }
 
 #[test]
+fn ps_filters_as_docker_does() {
+    let s = Strata::new();
+    image(&s, "app");
+    s.ok(&["volume", "create", "data"]);
+    s.ok(&[
+        "create",
+        "--name",
+        "web",
+        "--label",
+        "tier=front",
+        "--label",
+        "env=prod",
+        "app",
+    ]);
+    s.ok(&[
+        "create",
+        "--name",
+        "db",
+        "--label",
+        "tier=back",
+        "-v",
+        "data:/var/lib/data",
+        "app",
+    ]);
+    s.ok(&["create", "--name", "webcache", "--network", "host", "app"]);
+    let failed = s.run(&["run", "--name", "job", "app", "sh", "-c", "exit 3"]);
+    assert_eq!(failed.status.code(), Some(3));
+    let web_id = s.ok(&["inspect", "-f", "{{.Id}}", "web"]);
+    let check = |filters: &[&str], expected: &[&str]| {
+        let mut args = vec!["ps", "-a", "--format", "{{.Names}}"];
+        args.extend(filters.iter().flat_map(|f| ["-f", f]));
+        let out = s.ok(&args);
+        let mut names: Vec<&str> = out.lines().collect();
+        names.sort();
+        assert_eq!(names, expected, "{filters:?}");
+    };
+    check(&[], &["db", "job", "web", "webcache"]);
+    check(&["name=web"], &["web", "webcache"]);
+    // One key twice: either; two keys: both; labels: all.
+    check(&["name=db", "name=job"], &["db", "job"]);
+    check(&["name=web", "network=host"], &["webcache"]);
+    check(&["label=tier"], &["db", "web"]);
+    check(&["label=tier=front", "label=env=prod"], &["web"]);
+    check(&["label=tier=front", "label=env=dev"], &[]);
+    check(&["status=exited"], &["job"]);
+    check(
+        &["status=created", "status=exited"],
+        &["db", "job", "web", "webcache"],
+    );
+    check(&["exited=3"], &["job"]);
+    check(&["exited=0"], &[]);
+    check(&["volume=data"], &["db"]);
+    check(&["volume=/var/lib/data"], &["db"]);
+    check(&["ancestor=app"], &["db", "job", "web", "webcache"]);
+    check(&["ancestor=app:latest"], &["db", "job", "web", "webcache"]);
+    check(&["ancestor=other"], &[]);
+    check(&[&format!("id={}", &web_id.trim()[..8])], &["web"]);
+    // Without -a, only running ones, but a status filter looks at all.
+    assert_eq!(s.ok(&["ps", "-q", "-f", "name=web"]), "");
+    assert_eq!(
+        s.ok(&["ps", "--format", "{{.Names}}", "-f", "status=exited"]),
+        "job\n"
+    );
+    for bad in ["status=sleeping", "exited=x", "colour=red", "name"] {
+        let err = s.fails(&["ps", "-f", bad]);
+        assert!(err.contains(&format!("bad filter '{bad}'")), "{err}");
+    }
+}
+
+#[test]
 fn copy_on_write_leaves_the_image_alone() {
     let s = Strata::new();
     image(&s, "app");

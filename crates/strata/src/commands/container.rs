@@ -261,7 +261,12 @@ fn status_text(s: &Status) -> String {
 }
 
 pub fn ps(ctx: &Ctx, a: &PsArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let rows = ctx.containers().list(a.all)?;
+    let filters = a
+        .filter
+        .iter()
+        .map(|f| f.parse::<strata_container::filter::Filter>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let rows = ctx.containers().list(a.all, &filters)?;
     let id = |s: &str| {
         if a.no_trunc {
             s.to_owned()
