@@ -135,6 +135,7 @@ impl Containers<'_> {
         };
         let cfg = &c.config;
         let mounts: Vec<Value> = cfg.mounts.iter().map(|m| self.mount_json(m)).collect();
+        let driver = self.store.recorded_driver()?.unwrap_or_default();
         Ok(json!({
             "Id": c.row.id,
             "Name": format!("/{}", c.row.name),
@@ -151,6 +152,9 @@ impl Containers<'_> {
                 "FinishedAt": finished.unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
             },
             "LogPath": self.log_file(c.id()),
+            // Nothing restarts a container here.
+            "RestartCount": 0,
+            "Driver": driver,
             "HostConfig": {
                 "AutoRemove": cfg.auto_remove,
                 "ReadonlyRootfs": cfg.read_only,
@@ -158,7 +162,7 @@ impl Containers<'_> {
                 "Runtime": cfg.runtime,
             },
             "GraphDriver": {
-                "Name": self.store.recorded_driver()?.unwrap_or_default(),
+                "Name": driver,
                 "Data": {"MergedDir": self.rootfs(c.id())},
             },
             "Mounts": mounts,

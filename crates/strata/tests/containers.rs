@@ -565,6 +565,11 @@ fn exit_codes_logs_and_state_survive_the_command() {
     assert!(s.ok(&["ps"]).contains("bg"));
     let inspect: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "bg"])).unwrap();
     assert_eq!(inspect[0]["State"]["Running"], true);
+    // Fields scripts read from Docker's inspect.
+    let driver = &inspect[0]["GraphDriver"]["Name"];
+    assert!(driver == "overlay" || driver == "vfs", "{driver}");
+    assert_eq!(&inspect[0]["Driver"], driver);
+    assert_eq!(inspect[0]["RestartCount"], 0);
     std::thread::sleep(std::time::Duration::from_millis(1800));
     let ps = s.ok(&["ps", "-a"]);
     assert!(ps.contains("Exited (5)"), "{ps}");
