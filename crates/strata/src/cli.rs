@@ -638,6 +638,12 @@ pub struct PsArgs {
     /// Filter (id=, name=, label=KEY[=VALUE], status=, exited=, ancestor=, volume=, network=)
     #[arg(short, long)]
     pub filter: Vec<String>,
+    /// Show the n last created containers (all states)
+    #[arg(short = 'n', long)]
+    pub last: Option<usize>,
+    /// Show the latest created container (all states)
+    #[arg(short, long)]
+    pub latest: bool,
     /// table, json, or a template per container ('{{.Names}}', 'table {{.ID}}\t{{.Status}}')
     #[arg(long, default_value = "table", value_parser = ListFormat::parse)]
     pub format: ListFormat,

@@ -284,6 +284,14 @@ fn ps_filters_as_docker_does() {
     check(&["ancestor=app:latest"], &["db", "job", "web", "webcache"]);
     check(&["ancestor=other"], &[]);
     check(&[&format!("id={}", &web_id.trim()[..8])], &["web"]);
+    // -n and -l: the newest, in every state, after the filters.
+    assert_eq!(s.ok(&["ps", "-l", "--format", "{{.Names}}"]), "job\n");
+    assert_eq!(
+        s.ok(&["ps", "-n", "2", "--format", "{{.Names}}"]),
+        "job\nwebcache\n"
+    );
+    let newest_web = s.ok(&["ps", "-n", "1", "-f", "name=web", "--format", "{{.Names}}"]);
+    assert_eq!(newest_web, "webcache\n");
     // Without -a, only running ones, but a status filter looks at all.
     assert_eq!(s.ok(&["ps", "-q", "-f", "name=web"]), "");
     assert_eq!(

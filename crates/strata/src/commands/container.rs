@@ -266,7 +266,12 @@ pub fn ps(ctx: &Ctx, a: &PsArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         .iter()
         .map(|f| f.parse::<strata_container::filter::Filter>())
         .collect::<Result<Vec<_>, _>>()?;
-    let rows = ctx.containers().list(a.all, &filters)?;
+    // -n and -l count every container, newest first, as Docker's do.
+    let last = if a.latest { Some(1) } else { a.last };
+    let mut rows = ctx.containers().list(a.all || last.is_some(), &filters)?;
+    if let Some(n) = last {
+        rows.truncate(n);
+    }
     let id = |s: &str| {
         if a.no_trunc {
             s.to_owned()
