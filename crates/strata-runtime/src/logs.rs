@@ -88,6 +88,45 @@ pub struct ReadOptions {
     pub timestamps: bool,
     /// Only the last n lines.
     pub tail: Option<usize>,
+    /// Only lines written at or after this time.
+    pub since: Option<jiff::Timestamp>,
+    /// Only lines written at or before this time.
+    pub until: Option<jiff::Timestamp>,
+}
+
+/// A `--since`/`--until` value as Docker takes it: a duration back from
+/// `now` (`10m`, `1h30m`), an RFC 3339 time, a date or date and time in
+/// the local zone (`2026-11-24`, `2026-11-24T16:44:58`), or Unix seconds.
+pub fn parse_time(value: &str, now: jiff::Timestamp) -> Result<jiff::Timestamp, String> {
+    let value = value.trim();
+    if let Ok(back) = value.parse::<jiff::SignedDuration>() {
+        return now
+            .checked_sub(back)
+            .map_err(|e| format!("'{value}' reaches too far back: {e}"));
+    }
+    if let Ok(t) = value.parse::<jiff::Timestamp>() {
+        return Ok(t);
+    }
+    let local = |dt: jiff::civil::DateTime| {
+        dt.to_zoned(jiff::tz::TimeZone::system())
+            .map(|z| z.timestamp())
+    };
+    if let Ok(dt) = value.parse::<jiff::civil::DateTime>() {
+        return local(dt).map_err(|e| format!("'{value}': {e}"));
+    }
+    if let Ok(d) = value.parse::<jiff::civil::Date>() {
+        return local(d.to_datetime(jiff::civil::Time::midnight()))
+            .map_err(|e| format!("'{value}': {e}"));
+    }
+    if let Ok(secs) = value.parse::<f64>()
+        && let Ok(t) = jiff::Timestamp::from_duration(jiff::SignedDuration::from_secs_f64(secs))
+    {
+        return Ok(t);
+    }
+    Err(format!(
+        "'{value}' is not a time: give a duration back from now (10m, 1h30m), \
+         an RFC 3339 time (2026-11-24T16:44:58Z), a date (2026-11-24) or Unix seconds"
+    ))
 }
 
 /// Writes the log at `path` to `out` and `err`. With `follow`, keeps
@@ -154,6 +193,14 @@ fn emit(
     let Ok(rec) = serde_json::from_str::<Record>(line) else {
         return Ok(());
     };
+    if opts.since.is_some() || opts.until.is_some() {
+        let Ok(at) = rec.time.parse::<jiff::Timestamp>() else {
+            return Ok(());
+        };
+        if opts.since.is_some_and(|s| at < s) || opts.until.is_some_and(|u| at > u) {
+            return Ok(());
+        }
+    }
     let w: &mut dyn Write = match rec.stream {
         Stream::Stdout => out,
         Stream::Stderr => err,
@@ -180,6 +227,74 @@ mod tests {
         read(&p, &opts, &mut out, &mut err, &|| true).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), want_out);
         assert_eq!(String::from_utf8(err).unwrap(), want_err);
+    }
+
+    #[test]
+    fn since_and_until_keep_the_lines_written_between() {
+        use Stream::*;
+        let at = |t: &str| Some(t.parse::<jiff::Timestamp>().unwrap());
+        let lines = [(Stdout, "a\n"), (Stderr, "e\n")];
+        let window = |since, until| ReadOptions {
+            since,
+            until,
+            ..Default::default()
+        };
+        check(
+            &lines,
+            window(at("2000-01-01T00:00:00Z"), None),
+            "a\n",
+            "e\n",
+        );
+        check(&lines, window(at("2999-01-01T00:00:00Z"), None), "", "");
+        check(&lines, window(None, at("2000-01-01T00:00:00Z")), "", "");
+        check(
+            &lines,
+            window(None, at("2999-01-01T00:00:00Z")),
+            "a\n",
+            "e\n",
+        );
+    }
+
+    #[test]
+    fn times_parse_as_docker_takes_them() {
+        let now: jiff::Timestamp = "2026-11-24T16:00:00Z".parse().unwrap();
+        let check = |value: &str, expected: &str| {
+            let got = parse_time(value, now).map(|t| t.to_string());
+            assert_eq!(got.as_deref(), Ok(expected), "{value}");
+        };
+        check("10m", "2026-11-24T15:50:00Z");
+        check("1h30m", "2026-11-24T14:30:00Z");
+        check("45s", "2026-11-24T15:59:15Z");
+        check("0s", "2026-11-24T16:00:00Z");
+        check("2026-11-24T10:00:00Z", "2026-11-24T10:00:00Z");
+        check("2026-11-24T11:00:00+01:00", "2026-11-24T10:00:00Z");
+        check("1700000000", "2023-11-14T22:13:20Z");
+        check("1700000000.5", "2023-11-14T22:13:20.5Z");
+        // A date or a date and time without a zone are local, as Docker's.
+        let local = |dt: &str| {
+            let dt: jiff::civil::DateTime = dt.parse().unwrap();
+            let z = dt.to_zoned(jiff::tz::TimeZone::system()).unwrap();
+            z.timestamp().to_string()
+        };
+        check("2026-11-24", &local("2026-11-24T00:00:00"));
+        check("2026-11-24T08:30:00", &local("2026-11-24T08:30:00"));
+        for bad in ["yesterday", "", "10 parsecs", "2026-13-01"] {
+            let err = parse_time(bad, now).unwrap_err();
+            assert!(err.contains("is not a time"), "{bad}: {err}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any time it printed reads back; any whole seconds back from now
+        /// land that far back; nothing panics.
+        #[test]
+        fn times_read_back(secs in 0i64..4_000_000_000, back in 0i64..1_000_000_000, junk in ".*") {
+            let now = jiff::Timestamp::from_second(secs).unwrap();
+            proptest::prop_assert_eq!(parse_time(&now.to_string(), now), Ok(now));
+            let then = parse_time(&format!("{back}s"), now);
+            proptest::prop_assert_eq!(then, Ok(now - jiff::SignedDuration::from_secs(back)));
+            let _ = parse_time(&junk, now);
+        }
     }
 
     #[test]

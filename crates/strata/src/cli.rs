@@ -657,10 +657,32 @@ pub struct LogsArgs {
     /// Show timestamps
     #[arg(short, long)]
     pub timestamps: bool,
-    /// Number of lines to show from the end of the logs
-    #[arg(short = 'n', long)]
-    pub tail: Option<usize>,
+    /// Number of lines to show from the end of the logs (or "all")
+    #[arg(short = 'n', long, default_value = "all", value_parser = Tail::parse)]
+    pub tail: Tail,
+    /// Show logs since a time (2026-11-24T16:44:58Z) or for a while back (10m)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Show logs up to a time (2026-11-24T16:44:58Z) or until a while ago (10m)
+    #[arg(long)]
+    pub until: Option<String>,
     pub container: String,
+}
+
+/// `--tail`: a number of lines, or `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tail(pub Option<usize>);
+
+impl Tail {
+    fn parse(value: &str) -> Result<Tail, String> {
+        match value {
+            "all" => Ok(Tail(None)),
+            n => n
+                .parse()
+                .map(|n| Tail(Some(n)))
+                .map_err(|_| format!("'{n}' is neither a number of lines nor \"all\"")),
+        }
+    }
 }
 
 #[derive(Args)]

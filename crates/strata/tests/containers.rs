@@ -589,6 +589,13 @@ fn exit_codes_logs_and_state_survive_the_command() {
     assert_eq!(s.ok(&["wait", "bg"]), "5\n");
     assert_eq!(s.ok(&["logs", "bg"]), "started\nstarted\n");
     assert_eq!(s.ok(&["logs", "--tail", "1", "bg"]), "started\n");
+    assert_eq!(s.ok(&["logs", "--tail", "all", "bg"]), "started\nstarted\n");
+    // --since and --until as Docker takes them: a while back, or a time.
+    assert_eq!(s.ok(&["logs", "--since", "1h", "bg"]), "started\nstarted\n");
+    assert_eq!(s.ok(&["logs", "--until", "1h", "bg"]), "");
+    assert_eq!(s.ok(&["logs", "--since", "2999-01-01T00:00:00Z", "bg"]), "");
+    let err = s.fails(&["logs", "--since", "yesterday", "bg"]);
+    assert!(err.contains("--since: 'yesterday' is not a time"), "{err}");
 }
 
 #[test]

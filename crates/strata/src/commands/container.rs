@@ -364,10 +364,20 @@ fn mounts_text(mounts: &[strata_container::config::MountPoint], no_trunc: bool) 
 pub fn logs(ctx: &Ctx, a: &LogsArgs) -> anyhow::Result<()> {
     let containers = ctx.containers();
     let c = containers.get(&a.container)?;
+    let now = jiff::Timestamp::now();
+    let time = |flag: &str, value: &Option<String>| {
+        value
+            .as_deref()
+            .map(|v| strata_runtime::logs::parse_time(v, now))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+    };
     let opts = strata_runtime::logs::ReadOptions {
         follow: a.follow,
         timestamps: a.timestamps,
-        tail: a.tail,
+        tail: a.tail.0,
+        since: time("since", &a.since)?,
+        until: time("until", &a.until)?,
     };
     let finished = || {
         !containers
