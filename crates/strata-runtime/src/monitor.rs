@@ -217,6 +217,11 @@ fn wait_started(
             }
         }
         if exited {
+            // The runtime failed before the pid file: no waiting on the
+            // close here either.
+            if let Some(w) = watch {
+                w.stop();
+            }
             return child.wait().map_err(io_at(runtime));
         }
     }
