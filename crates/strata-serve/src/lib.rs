@@ -7,6 +7,7 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -58,7 +59,10 @@ pub fn bind_socket(path: &Path) -> Result<UnixListener, SocketError> {
     // Made aside and renamed in: a client that waits for the path to
     // appear (as kubelet does for CSI drivers) then finds it listening,
     // with its mode already set, never a bound socket not yet listening.
-    let aside = path.with_file_name(format!(".{}.tmp", std::process::id()));
+    // Short (a socket path has 107 bytes) and unique to this call.
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let aside = path.with_file_name(format!(".{}-{call}.tmp", std::process::id()));
     let _ = fs::remove_file(&aside);
     let listener = UnixListener::bind(&aside).map_err(io_error("bind"))?;
     let claimed = fs::set_permissions(&aside, fs::Permissions::from_mode(SOCKET_MODE))
