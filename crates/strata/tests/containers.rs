@@ -251,7 +251,17 @@ fn ps_filters_as_docker_does() {
         "data:/var/lib/data",
         "app",
     ]);
-    s.ok(&["create", "--name", "webcache", "--network", "host", "app"]);
+    // A long command with letters of several bytes, cut for the table.
+    s.ok(&[
+        "create",
+        "--name",
+        "webcache",
+        "--network",
+        "host",
+        "app",
+        "echo",
+        "grüße aus Köln mit ö",
+    ]);
     let failed = s.run(&["run", "--name", "job", "app", "sh", "-c", "exit 3"]);
     assert_eq!(failed.status.code(), Some(3));
     let web_id = s.ok(&["inspect", "-f", "{{.Id}}", "web"]);
@@ -264,6 +274,8 @@ fn ps_filters_as_docker_does() {
         assert_eq!(names, expected, "{filters:?}");
     };
     check(&[], &["db", "job", "web", "webcache"]);
+    let table = s.ok(&["ps", "-a", "-f", "name=webcache"]);
+    assert!(table.contains("\"echo grüße aus Köln…\""), "{table}");
     check(&["name=web"], &["web", "webcache"]);
     // One key twice: either; two keys: both; labels: all.
     check(&["name=db", "name=job"], &["db", "job"]);

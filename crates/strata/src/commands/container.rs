@@ -287,10 +287,12 @@ pub fn ps(ctx: &Ctx, a: &PsArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     }
     let command = |args: &[String]| {
         let c = format!("\"{}\"", args.join(" "));
-        if a.no_trunc || c.len() <= 22 {
+        if a.no_trunc || c.chars().count() <= 22 {
             c
         } else {
-            format!("{}…\"", &c[..20])
+            // By characters: a cut inside one would panic.
+            let head: String = c.chars().take(20).collect();
+            format!("{head}…\"")
         }
     };
     let rows: Vec<_> = rows
