@@ -46,6 +46,7 @@ pub fn bind_socket(path: &Path) -> Result<UnixListener, SocketError> {
     };
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(io_error("create the folder of"))?;
+        sweep_asides(parent);
     }
     match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -56,32 +57,57 @@ pub fn bind_socket(path: &Path) -> Result<UnixListener, SocketError> {
         Ok(_) if UnixStream::connect(path).is_ok() => return Err(SocketError::InUse(path.into())),
         Ok(_) => fs::remove_file(path).map_err(io_error("remove the stale socket"))?,
     }
-    // Made aside and renamed in: a client that waits for the path to
-    // appear (as kubelet does for CSI drivers) then finds it listening,
-    // with its mode already set, never a bound socket not yet listening.
-    // Short (a socket path has 107 bytes) and unique to this call.
-    static CALLS: AtomicU32 = AtomicU32::new(0);
-    let call = CALLS.fetch_add(1, Ordering::Relaxed);
-    let aside = path.with_file_name(format!(".{}-{call}.tmp", std::process::id()));
-    let _ = fs::remove_file(&aside);
-    let listener = UnixListener::bind(&aside).map_err(io_error("bind"))?;
-    let claimed = fs::set_permissions(&aside, fs::Permissions::from_mode(SOCKET_MODE))
-        .map_err(io_error("set the mode of"))
-        .and_then(|()| claim(&aside, path).map_err(io_error("bind")));
-    if let Err(e) = claimed {
-        let _ = fs::remove_file(&aside);
-        return Err(e);
-    }
+    let listener = listen_at(path).map_err(|(action, e)| io_error(action)(e))?;
     listener
         .set_nonblocking(true)
         .map_err(io_error("configure"))?;
     Ok(listener)
 }
 
-/// Renames `aside` to `path` unless something took `path` meanwhile.
-fn claim(aside: &Path, path: &Path) -> io::Result<()> {
-    use rustix::fs::{CWD, RenameFlags, renameat_with};
-    renameat_with(CWD, aside, CWD, path, RenameFlags::NOREPLACE).map_err(io::Error::from)
+/// Binds a socket under a name of its own beside `path`, sets its mode
+/// and renames it to `path`, unless something took `path` meanwhile. A
+/// client that waits for the path to appear (as kubelet does for CSI
+/// drivers) so finds it listening, with its mode set. On error, what
+/// failed.
+fn listen_at(path: &Path) -> Result<UnixListener, (&'static str, io::Error)> {
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    // Short (a socket path has 107 bytes), and unique to this call.
+    let aside = path.with_file_name(format!(".{}-{call}.tmp", std::process::id()));
+    let _ = fs::remove_file(&aside);
+    let listener = UnixListener::bind(&aside).map_err(|e| ("bind", e))?;
+    let claimed = fs::set_permissions(&aside, fs::Permissions::from_mode(SOCKET_MODE))
+        .map_err(|e| ("set the mode of", e))
+        .and_then(|()| {
+            use rustix::fs::{CWD, RenameFlags, renameat_with};
+            renameat_with(CWD, &aside, CWD, path, RenameFlags::NOREPLACE)
+                .map_err(|e| ("bind", e.into()))
+        });
+    if claimed.is_err() {
+        let _ = fs::remove_file(&aside);
+    }
+    claimed.map(|()| listener)
+}
+
+/// Removes the sockets [`listen_at`] left aside in `dir` when its
+/// process died before renaming them (the name holds the pid).
+fn sweep_asides(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix('.')?.strip_suffix(".tmp"))
+            .and_then(|n| n.split_once('-'))
+            .filter(|(_, call)| call.parse::<u32>().is_ok())
+            .and_then(|(pid, _)| pid.parse::<u32>().ok());
+        let dead = pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+        if dead && entry.file_type().is_ok_and(|t| t.is_socket()) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -152,6 +178,12 @@ mod tests {
             .collect();
         assert_eq!(names, ["s.sock"], "nothing left aside");
         assert!(matches!(bind_socket(&path), Err(SocketError::InUse(_))));
+        // One a dead server left aside goes; a live process's stays.
+        let dead = path.with_file_name(".999999999-0.tmp");
+        let alive = path.with_file_name(format!(".{}-99.tmp", std::process::id()));
+        let _kept = [UnixListener::bind(&dead), UnixListener::bind(&alive)];
+        bind_socket(&dir.path().join("sub/other.sock")).unwrap();
+        assert!(!dead.exists() && alive.exists());
         drop(live);
         bind_socket(&path).expect("a stale socket is replaced");
         let file = dir.path().join("file");
