@@ -84,6 +84,10 @@ fn list_formats() {
     ]);
     let mut settings = settled(&s);
     settings.add_filter(r"\b[0-9a-f]{12}\b", "[id]");
+    // The container is seconds old: "Less than a second ago" or "1 second
+    // ago" sets the CREATED column's width.
+    settings.add_filter(r"CREATED +STATUS", "CREATED   STATUS");
+    settings.add_filter(r"\[ago\] +", "[ago]   ");
     settings.bind(|| {
         insta::assert_snapshot!("ps", s.ok(&["ps", "-a"]));
         insta::assert_snapshot!(
