@@ -55,6 +55,18 @@ impl DiffError {
 
 /// Writes the changes of `source` as a layer tar to `out`.
 pub fn write_diff<W: Write>(source: &Source, out: W) -> Result<(W, Diffed), DiffError> {
+    write_diff_leaving_out(source, &[], out)
+}
+
+/// [`write_diff`], leaving out the mount points a runtime made (`proc`,
+/// `etc/hosts`): an empty regular file or an empty folder at one of
+/// `mount_points` is not a change, and a folder holding one is written
+/// only if something else in it is.
+pub fn write_diff_leaving_out<W: Write>(
+    source: &Source,
+    mount_points: &[&str],
+    out: W,
+) -> Result<(W, Diffed), DiffError> {
     let (upper, lower) = match source {
         Source::OverlayUpper(upper) => (*upper, None),
         Source::Compare { lower, upper } => (*upper, Some(*lower)),
@@ -69,6 +81,8 @@ pub fn write_diff<W: Write>(source: &Source, out: W) -> Result<(W, Diffed), Diff
         links: HashMap::new(),
         stats: Diffed::default(),
         overlay: lower.is_none(),
+        mount_points: mount_points.iter().map(|p| p.as_bytes()).collect(),
+        pending: Vec::new(),
     };
     let lower_fd = match lower.flatten() {
         Some(l) => Some(fsops::open_dir(l).map_err(err)?),
@@ -86,12 +100,18 @@ pub fn write_diff<W: Write>(source: &Source, out: W) -> Result<(W, Diffed), Diff
     ))
 }
 
-struct Walk<W: Write> {
+struct Walk<'a, W: Write> {
     tar: TarWriter<W>,
     /// (dev, ino) of multiply-linked files written so far -> first path.
     links: HashMap<(u64, u64), Vec<u8>>,
     stats: Diffed,
     overlay: bool,
+    /// Paths (`proc`, `etc/hosts`) whose empty files and folders are
+    /// left out.
+    mount_points: Vec<&'a [u8]>,
+    /// Folders holding a mount point, written only once something in
+    /// them is (outermost first).
+    pending: Vec<Header>,
 }
 
 fn mtime(st: &Stat) -> Time {
@@ -108,7 +128,7 @@ fn whiteout_path(dir: &[u8], name: &[u8]) -> Vec<u8> {
     fsops::join(dir, &n)
 }
 
-impl<W: Write> Walk<W> {
+impl<W: Write> Walk<'_, W> {
     /// Walks `upper` (and, comparing, `lower`: the same directory before).
     fn dir(&mut self, upper: BorrowedFd, lower: Option<BorrowedFd>, real: &[u8]) -> io::Result<()> {
         let names = fsops::read_dir_names(upper)?;
@@ -138,7 +158,13 @@ impl<W: Write> Walk<W> {
                 Some(b) => differs(&st, b, upper, lower.expect("compared"), &name)?,
             };
             if fsops::is_dir(&st) {
-                if changed {
+                let lazy = self.holds_mount_point(&path) || self.mount_points.contains(&&path[..]);
+                let pending = self.pending.len();
+                if changed && lazy {
+                    if let Some(h) = self.header(upper, &name, &path, &st)? {
+                        self.pending.push(h);
+                    }
+                } else if changed {
                     self.entry(upper, &name, &path, &st)?;
                 }
                 if self.overlay
@@ -157,24 +183,57 @@ impl<W: Write> Walk<W> {
                     _ => None,
                 };
                 self.dir(sub.as_fd(), sub_lower.as_ref().map(|f| f.as_fd()), &path)?;
-            } else if changed {
+                // Nothing in it was written: neither is it.
+                self.pending.truncate(pending);
+            } else if changed && !self.is_mount_point(&path, &st) {
                 self.entry(upper, &name, &path, &st)?;
             }
         }
         Ok(())
     }
 
+    /// Whether `path` is a folder above one of the mount points.
+    fn holds_mount_point(&self, path: &[u8]) -> bool {
+        self.mount_points
+            .iter()
+            .any(|m| m.len() > path.len() && m.starts_with(path) && m[path.len()] == b'/')
+    }
+
+    /// Whether this is a mount point the runtime made: an empty file.
+    fn is_mount_point(&self, path: &[u8], st: &Stat) -> bool {
+        self.mount_points.contains(&path)
+            && fsops::file_type(st) == FileType::RegularFile
+            && st.st_size == 0
+    }
+
+    /// Writes the folders waiting for something in them to be written.
+    fn write_pending(&mut self) -> io::Result<()> {
+        for h in std::mem::take(&mut self.pending) {
+            self.stats.entries += 1;
+            self.tar.append(&h, &mut io::empty())?;
+        }
+        Ok(())
+    }
+
     fn marker(&mut self, path: Vec<u8>, st: &Stat) -> io::Result<()> {
+        self.write_pending()?;
         self.stats.entries += 1;
         self.tar
             .append(&Header::marker(path, mtime(st)), &mut io::empty())
     }
 
-    fn entry(&mut self, dir: BorrowedFd, name: &[u8], path: &[u8], st: &Stat) -> io::Result<()> {
+    /// The tar header of an entry; None for a kind a layer cannot hold.
+    fn header(
+        &self,
+        dir: BorrowedFd,
+        name: &[u8],
+        path: &[u8],
+        st: &Stat,
+    ) -> io::Result<Option<Header>> {
         let Some(kind) = EntryKind::of(st) else {
-            return Ok(());
+            return Ok(None);
         };
-        let mut h = Header {
+        Ok(Some(Header {
             path: path.to_vec(),
             kind,
             mode: st.st_mode & 0o7777,
@@ -186,7 +245,15 @@ impl<W: Write> Walk<W> {
             dev_major: 0,
             dev_minor: 0,
             xattrs: layer_xattrs(dir, name)?,
+        }))
+    }
+
+    fn entry(&mut self, dir: BorrowedFd, name: &[u8], path: &[u8], st: &Stat) -> io::Result<()> {
+        let Some(mut h) = self.header(dir, name, path, st)? else {
+            return Ok(());
         };
+        self.write_pending()?;
+        let kind = h.kind;
         self.stats.entries += 1;
         if kind != EntryKind::Directory && st.st_nlink > 1 {
             let key = (st.st_dev, st.st_ino);

@@ -451,6 +451,7 @@ impl Builder<'_, '_> {
         mounted.unmount().map_err(io_at(&target))?;
         filled?;
         let changes = self.store.snapshot_changes(key)?;
+        let changes = changes.leaving_out(strata_runtime::netfiles::MOUNT_POINTS);
         changes.stream(|reader| -> Result<LayerRow> {
             Ok(self.store.unpack_layer(
                 LayerInput {

@@ -197,7 +197,7 @@ impl Builder<'_, '_> {
         let ids = strata_container::user::resolve(rootfs, &spec.user)?;
         let id = format!("strata-build-{}", strata_store::fsutil::random_hex(8));
         let dir = self.work.fresh("bundle")?;
-        let config = bundle::BundleConfig {
+        let mut config = bundle::BundleConfig {
             rootfs: rootfs.to_owned(),
             readonly: false,
             hostname: id[13..].to_owned(),
@@ -214,6 +214,9 @@ impl Builder<'_, '_> {
             mounts: spec.mounts.clone(),
             devices: Vec::new(),
         };
+        // As Docker's builder: the host's resolver, since RUN shares its
+        // network (apt-get update needs it).
+        strata_runtime::netfiles::add(&dir, &mut config).map_err(io_at(&dir))?;
         bundle::write(&dir, &bundle::spec(&config)?)?;
         let runtime = Runc::new(&self.opts.runtime);
         self.work.note_container(&self.opts.runtime, &id)?;

@@ -45,7 +45,8 @@ impl CopyEnd {
 
 impl Containers<'_> {
     fn layer(&self, c: &Container) -> Result<SnapshotChanges> {
-        Ok(self.store.snapshot_changes(&snapshot_key(c.id()))?)
+        let changes = self.store.snapshot_changes(&snapshot_key(c.id()))?;
+        Ok(changes.leaving_out(strata_runtime::netfiles::MOUNT_POINTS))
     }
 
     /// `diff`: what the container added (A), changed (C) and deleted (D).
@@ -91,13 +92,10 @@ impl Containers<'_> {
             }
             Ok(changes)
         })?;
-        // Mount points the runtime made (/proc, /dev, a volume's target)
-        // are the container's plumbing, not its changes; Docker keeps them
-        // in a hidden init layer, so its diff never shows them either.
-        let plumbing: Vec<&str> = ["/dev", "/proc", "/sys"]
-            .into_iter()
-            .chain(c.config.mounts.iter().map(|m| m.target.as_str()))
-            .collect();
+        // A volume's target, made by the runtime as a mount point, is the
+        // container's plumbing, not its change (those of /proc, /dev and
+        // /etc/hosts the layer leaves out: `netfiles::MOUNT_POINTS`).
+        let plumbing: Vec<&str> = c.config.mounts.iter().map(|m| m.target.as_str()).collect();
         changes
             .retain(|ch| !(ch.kind == ChangeKind::Added && plumbing.contains(&ch.path.as_str())));
         changes.sort_by(|a, b| a.path.cmp(&b.path));

@@ -369,8 +369,10 @@ impl Containers<'_> {
     /// Writes the bundle for this start, with the user and volume subpaths
     /// resolved now, inside the container's and volumes' roots.
     fn write_bundle(&self, c: &Container, held: &mut Vec<OwnedFd>) -> Result<()> {
-        let spec = bundle::spec(&self.bundle_config(c, held)?)?;
-        bundle::write(&self.bundle(c.id()), &spec)?;
+        let dir = self.bundle(c.id());
+        let mut config = self.bundle_config(c, held)?;
+        strata_runtime::netfiles::add(&dir, &mut config).map_err(io_at(&dir))?;
+        bundle::write(&dir, &bundle::spec(&config)?)?;
         Ok(())
     }
 

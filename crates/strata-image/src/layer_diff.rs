@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use strata_archive::diff::{DiffError, Source, write_diff};
+use strata_archive::diff::{DiffError, Source, write_diff_leaving_out};
 use strata_snapshot::{Mount, SnapshotError};
 
 use crate::error::{ImageError, Result, archive};
@@ -17,9 +17,18 @@ pub struct SnapshotChanges {
     pub upper: PathBuf,
     pub lowers: Vec<PathBuf>,
     overlay: bool,
+    /// Mount points the runtime made, which are not changes.
+    mount_points: &'static [&'static str],
 }
 
 impl SnapshotChanges {
+    /// Leaves out the empty files a runtime made as mount points (see
+    /// [`write_diff_leaving_out`]).
+    pub fn leaving_out(mut self, mount_points: &'static [&'static str]) -> SnapshotChanges {
+        self.mount_points = mount_points;
+        self
+    }
+
     pub fn source(&self) -> Source<'_> {
         if self.overlay {
             Source::OverlayUpper(&self.upper)
@@ -39,7 +48,9 @@ impl SnapshotChanges {
     ) -> Result<T, E> {
         let (reader, writer) = std::io::pipe().map_err(crate::error::io_at("pipe"))?;
         std::thread::scope(|s| {
-            let producer = s.spawn(|| write_diff(&self.source(), writer).map(drop));
+            let producer = s.spawn(|| {
+                write_diff_leaving_out(&self.source(), self.mount_points, writer).map(drop)
+            });
             let result = with(Box::new(reader));
             let produced = producer.join().expect("the diff writer does not panic");
             let writer_err = |e: DiffError| archive(&self.upper.to_string_lossy(), e.to_string());
@@ -72,6 +83,7 @@ impl Store {
                 upper: upper.clone(),
                 lowers: lowers.clone(),
                 overlay: true,
+                mount_points: &[],
             }),
             [Mount::Bind { source, .. }] => {
                 let lowers = match snapshots.stat(key)?.parent {
@@ -82,6 +94,7 @@ impl Store {
                     upper: source.clone(),
                     lowers,
                     overlay: false,
+                    mount_points: &[],
                 })
             }
             other => Err(ImageError::Snapshot(SnapshotError::InvalidState {
@@ -107,6 +120,7 @@ mod tests {
             upper: t.path().to_owned(),
             lowers: Vec::new(),
             overlay: true,
+            mount_points: &[],
         };
         let err = changes
             .stream(|mut reader| -> Result<()> {

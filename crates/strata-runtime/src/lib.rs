@@ -17,6 +17,7 @@ pub mod attach;
 pub mod bundle;
 pub mod logs;
 pub mod monitor;
+pub mod netfiles;
 pub mod runtime;
 pub mod state;
 

@@ -251,6 +251,34 @@ COPY c.txt /data/
 }
 
 #[test]
+fn run_steps_resolve_as_the_host_and_keep_no_mount_points() {
+    let s = Strata::new();
+    base(&s);
+    // RUN shares the host's network, so it gets the host's resolver
+    // (apt-get needs it); the mount points runc makes stay out of layers.
+    let dir = dockerfile(
+        &s,
+        "FROM base\nRUN true\nRUN cat /etc/resolv.conf > /resolv.copy\n",
+    );
+    build(&s, &dir, &["-t", "resolving"]);
+    let copied = s.ok(&["run", "--rm", "resolving", "cat", "/resolv.copy"]);
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    assert_eq!(copied, host);
+    // `RUN true` on a base with no /dev, /proc or /etc/hosts: the empty
+    // layer (a tar of no entries), not runc's mount points.
+    let layers = s.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .RootFS.Layers}}",
+        "resolving",
+    ]);
+    let layers: Vec<String> = serde_json::from_str(&layers).unwrap();
+    let empty = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+    assert_eq!(layers[1], empty, "{layers:?}");
+}
+
+#[test]
 fn failing_run_stops_the_build_and_leaves_no_image() {
     let s = Strata::new();
     base(&s);

@@ -317,6 +317,74 @@ fn ps_filters_as_docker_does() {
 }
 
 #[test]
+fn containers_get_dockers_network_files_and_their_layer_does_not() {
+    let s = Strata::new();
+    image(&s, "app");
+    // The image has an /etc but none of the three files.
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--hostname",
+        "box",
+        "app",
+        "sh",
+        "-c",
+        "cat /etc/hostname; head -1 /etc/hosts; echo '10.1.1.1 db' >> /etc/hosts; grep -c db /etc/hosts",
+    ]);
+    assert_eq!(out, "box\n127.0.0.1\tlocalhost\n1\n");
+    // On the host's network, the host's files.
+    for file in ["/etc/resolv.conf", "/etc/hosts"] {
+        let out = s.ok(&["run", "--rm", "--network", "host", "app", "cat", file]);
+        assert_eq!(out, std::fs::read_to_string(file).unwrap_or_default());
+    }
+    // With a read-only root they are read-only too, as Docker's.
+    let out = s.run(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "app",
+        "sh",
+        "-c",
+        "echo x >> /etc/hosts",
+    ]);
+    assert!(!out.status.success());
+    // The runtime's mount points are no change of the container's.
+    s.ok(&["run", "--name", "quiet", "app", "true"]);
+    assert_eq!(s.ok(&["diff", "quiet"]), "");
+    s.ok(&[
+        "run",
+        "--name",
+        "touched",
+        "app",
+        "sh",
+        "-c",
+        "echo x > /etc/motd",
+    ]);
+    assert_eq!(s.ok(&["diff", "touched"]), "C /etc\nC /etc/motd\n");
+    // An image with no VOLUME (whose target would be a change) and no
+    // /dev, /proc, /sys or /etc/hosts: committing a run that changed
+    // nothing gives the empty layer, as Docker's does.
+    let plain = s.path("plain.tar");
+    std::fs::write(&plain, common::archive::busybox_rootfs()).unwrap();
+    s.ok(&["import", plain.to_str().unwrap(), "plain"]);
+    s.ok(&["run", "--name", "idle", "plain", "sh", "-c", ":"]);
+    s.ok(&["commit", "idle", "quiet:1"]);
+    // The empty layer (a tar of no entries): not even an empty /etc/hosts.
+    let layers = s.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .RootFS.Layers}}",
+        "quiet:1",
+    ]);
+    let empty = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+    assert!(
+        layers.trim_end().ends_with(&format!("\"{empty}\"]")),
+        "{layers}"
+    );
+}
+
+#[test]
 fn copy_on_write_leaves_the_image_alone() {
     let s = Strata::new();
     image(&s, "app");

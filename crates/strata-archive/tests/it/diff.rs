@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use strata_archive::copy::copy_tree;
-use strata_archive::diff::{Source, write_diff};
+use strata_archive::diff::{Source, write_diff, write_diff_leaving_out};
 use strata_archive::{Format, apply};
 
 use crate::support::{E, capture, tar_of};
@@ -90,6 +90,47 @@ fn a_full_tree_diffs_to_itself() {
     let empty = s.dir.path().join("empty-base");
     std::fs::create_dir(&empty).unwrap();
     check_applies_to(&tar, &empty, &s.trees[0], s.dir.path());
+}
+
+/// What an overlay upper holding an empty `proc` and `files` (path,
+/// content) diffs to when the runtime's mount points are left out.
+fn check_leaving_out(files: &[(&str, &[u8])], expected: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("proc")).unwrap();
+    for (path, content) in files {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    let points = ["etc/hostname", "etc/hosts", "etc/resolv.conf", "proc"];
+    let source = Source::OverlayUpper(dir.path());
+    let (tar, stats) = write_diff_leaving_out(&source, &points, Vec::new()).unwrap();
+    assert_eq!(tar_names(&tar), expected, "{files:?}");
+    assert_eq!(stats.entries, expected.len() as u64);
+}
+
+#[test]
+fn mount_points_the_runtime_made_are_not_changes() {
+    let made: [(&str, &[u8]); 3] = [
+        ("etc/hostname", b""),
+        ("etc/hosts", b""),
+        ("etc/resolv.conf", b""),
+    ];
+    // Only the runtime's empty files: nothing, not even their folder.
+    check_leaving_out(&made, &[]);
+    // Anything else in the folder brings the folder back.
+    let mut more = made.to_vec();
+    more.push(("etc/motd", b"hi"));
+    check_leaving_out(&more, &["etc", "etc/motd"]);
+    // A mount point with content is a change like any other.
+    check_leaving_out(&[("etc/hosts", b"10.0.0.1 db\n")], &["etc", "etc/hosts"]);
+    // An empty folder made as a mount point goes; a full one stays.
+    check_leaving_out(&[("proc/.keep", b"")], &["proc", "proc/.keep"]);
+    // Other empty files, and folders holding no mount point, stay.
+    check_leaving_out(
+        &[("etc/hosts.allow", b""), ("var/hosts", b"")],
+        &["etc", "etc/hosts.allow", "var", "var/hosts"],
+    );
 }
 
 fn tar_names(tar: &[u8]) -> Vec<String> {
