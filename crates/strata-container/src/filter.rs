@@ -4,6 +4,7 @@
 use std::str::FromStr;
 
 use strata_image::Reference;
+use strata_volume::filter::LabelFilter;
 
 use crate::config::MountKind;
 use crate::{Container, ContainerError, Status};
@@ -26,8 +27,7 @@ pub enum Filter {
     Id(String),
     /// `name=TEXT`: the name contains TEXT.
     Name(String),
-    /// `label=KEY` or `label=KEY=VALUE`.
-    Label(String, Option<String>),
+    Label(LabelFilter),
     /// `status=STATE`.
     Status(String),
     /// `exited=CODE`.
@@ -54,10 +54,7 @@ impl FromStr for Filter {
         Ok(match key {
             "id" => Filter::Id(value.to_owned()),
             "name" => Filter::Name(value.to_owned()),
-            "label" => match value.split_once('=') {
-                Some((k, v)) => Filter::Label(k.to_owned(), Some(v.to_owned())),
-                None => Filter::Label(value.to_owned(), None),
-            },
+            "label" => Filter::Label(LabelFilter::parse(value)),
             "status" if STATES.contains(&value) => Filter::Status(value.to_owned()),
             "status" => return Err(bad(&format!("the states are {}", STATES.join(", ")))),
             "exited" => Filter::Exited(value.parse().map_err(|_| bad("not an exit code"))?),
@@ -89,10 +86,7 @@ impl Filter {
         match self {
             Filter::Id(prefix) => c.id().starts_with(prefix.as_str()),
             Filter::Name(text) => c.name().contains(text.as_str()),
-            Filter::Label(k, want) => cfg
-                .labels
-                .get(k)
-                .is_some_and(|have| want.as_ref().is_none_or(|w| w == have)),
+            Filter::Label(label) => label.matches(&cfg.labels),
             Filter::Status(state) => status.word() == state,
             Filter::Exited(want) => matches!(status, Status::Exited { code, .. } if code == want),
             Filter::Ancestor(image) => {

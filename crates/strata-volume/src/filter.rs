@@ -1,5 +1,6 @@
 //! `volume ls --filter`, with Docker's keys.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use strata_store::meta::volumes::VolumeRow;
@@ -12,8 +13,7 @@ pub enum Filter {
     Dangling(bool),
     /// `name=TEXT`: the name contains TEXT (Docker matches substrings).
     Name(String),
-    /// `label=KEY` or `label=KEY=VALUE`.
-    Label(String, Option<String>),
+    Label(LabelFilter),
     Driver(String),
 }
 
@@ -30,13 +30,40 @@ impl FromStr for Filter {
                 _ => return Err(bad()),
             }),
             "name" => Filter::Name(value.to_owned()),
-            "label" => match value.split_once('=') {
-                Some((k, v)) => Filter::Label(k.to_owned(), Some(v.to_owned())),
-                None => Filter::Label(value.to_owned(), None),
-            },
+            "label" => Filter::Label(LabelFilter::parse(value)),
             "driver" => Filter::Driver(value.to_owned()),
             _ => return Err(bad()),
         })
+    }
+}
+
+/// `label=KEY` or `label=KEY=VALUE`, in any of Docker's filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelFilter {
+    key: String,
+    value: Option<String>,
+}
+
+impl LabelFilter {
+    /// From what follows `label=`.
+    pub fn parse(value: &str) -> LabelFilter {
+        match value.split_once('=') {
+            Some((k, v)) => LabelFilter {
+                key: k.to_owned(),
+                value: Some(v.to_owned()),
+            },
+            None => LabelFilter {
+                key: value.to_owned(),
+                value: None,
+            },
+        }
+    }
+
+    /// Whether `labels` has the key (with the value, if one was given).
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        labels
+            .get(&self.key)
+            .is_some_and(|have| self.value.as_ref().is_none_or(|want| want == have))
     }
 }
 
@@ -70,10 +97,7 @@ impl Filter {
         match self {
             Filter::Dangling(want) => dangling == *want,
             Filter::Name(text) => v.name.contains(text.as_str()),
-            Filter::Label(k, want) => v
-                .labels
-                .get(k)
-                .is_some_and(|have| want.as_ref().is_none_or(|w| w == have)),
+            Filter::Label(label) => label.matches(&v.labels),
             Filter::Driver(d) => &v.driver == d,
         }
     }
