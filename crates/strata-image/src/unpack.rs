@@ -6,11 +6,12 @@
 //! pieces, passing 1 MiB buffers through a channel of four to the main
 //! thread, which applies the tar straight into the new snapshot's
 //! directory (large files around the page cache, see
-//! `strata_archive::direct`), writing the layer index, and hands each buffer on to a diff hasher thread (the
-//! diff ID). Inflating and creating files are the two expensive steps, and
-//! inflating one gzip stream cannot be split: hashing on threads of its own
-//! keeps it off both. Buffers are reused once every thread is done with
-//! them. Nothing holds a whole layer in memory.
+//! `strata_archive::direct`), writing the layer index, and hands each
+//! buffer on to a diff hasher thread (the diff ID). Inflating and creating
+//! files are the two expensive steps, and inflating one gzip stream cannot
+//! be split: hashing on threads of its own keeps it off both. Buffers are
+//! reused once every thread is done with them. Nothing holds a whole layer
+//! in memory.
 //!
 //! A layer whose blob digest or diff ID is checked skips gzip's CRC32: a
 //! corrupt stream cannot pass the sha256, and the CRC costs a fifth of

@@ -7,8 +7,6 @@
 use std::io;
 use std::path::Path;
 
-use oci_spec::runtime::Mount;
-
 use crate::bundle::{self, BundleConfig};
 
 /// The mount points a runtime makes in a container's layer when the
@@ -56,18 +54,20 @@ pub fn add(dir: &Path, cfg: &mut BundleConfig) -> io::Result<()> {
     if cfg.readonly {
         options.push("ro".into());
     }
-    let taken: Vec<_> = cfg.mounts.iter().map(|m| m.destination().clone()).collect();
-    let mut mounts: Vec<Mount> = Vec::new();
     for (name, content) in files {
         let target = format!("/etc/{name}");
-        if taken.iter().any(|t| t == Path::new(&target)) {
+        if cfg
+            .mounts
+            .iter()
+            .any(|m| m.destination() == Path::new(&target))
+        {
             continue;
         }
         let source = dir.join(name);
         std::fs::write(&source, content)?;
-        mounts.push(bundle::mount(&target, "bind", &source, &options));
+        cfg.mounts
+            .push(bundle::mount(&target, "bind", &source, &options));
     }
-    cfg.mounts.extend(mounts);
     Ok(())
 }
 
