@@ -150,6 +150,9 @@ pub fn backing_file(device: &Path) -> io::Result<Option<PathBuf>> {
     match std::fs::read_to_string(&file) {
         Ok(backing) => Ok(Some(PathBuf::from(backing.trim_end_matches('\n')))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        // Detached while we read it (another process let it go): the
+        // kernel answers ENODEV, and the device has no file any more.
+        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
         Err(e) => Err(e),
     }
 }
