@@ -14,11 +14,6 @@ fn lists_print_as_dockers_do() {
     let s = Strata::new();
     let rootfs = s.path("rootfs.tar");
     std::fs::write(&rootfs, busybox_rootfs()).unwrap();
-    let docker_ok = |args: &[&str]| {
-        let out = docker.cli(args);
-        assert!(out.status.success(), "docker {args:?}: {out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
     let setup: [&[&str]; 3] = [
         &["import", rootfs.to_str().unwrap(), "bb"],
         &["volume", "create", "--label", "tier=db", "data"],
@@ -37,7 +32,7 @@ fn lists_print_as_dockers_do() {
         ],
     ];
     for args in setup {
-        docker_ok(args);
+        docker.ok(args);
         s.ok(args);
     }
     // Each as a user types it: `\t` is a backslash and a t.
@@ -75,6 +70,6 @@ fn lists_print_as_dockers_do() {
         ],
     ];
     for args in lists {
-        assert_eq!(s.ok(args), docker_ok(args), "{args:?}");
+        assert_eq!(s.ok(args), docker.ok(args), "{args:?}");
     }
 }

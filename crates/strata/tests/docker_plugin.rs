@@ -9,31 +9,18 @@ use common::archive::busybox_rootfs;
 use common::dockerd::Dockerd;
 use common::plugin::Serving;
 
-fn ok(docker: &Dockerd, args: &[&str]) -> String {
-    let out = docker.cli(args);
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn docker_uses_strata_volumes_through_the_plugin() {
     let docker = Dockerd::start();
     let s = Strata::new();
     let rootfs = s.path("rootfs.tar");
     std::fs::write(&rootfs, busybox_rootfs()).unwrap();
-    ok(&docker, &["import", rootfs.to_str().unwrap(), "bb"]);
+    docker.ok(&["import", rootfs.to_str().unwrap(), "bb"]);
     let name = format!("strata-test-{}", std::process::id());
     // On Docker's default socket path, where dockerd looks.
     let _plugin = Serving::start(&s, &name, None);
 
-    ok(
-        &docker,
-        &["volume", "create", "-d", &name, "--opt", "size=100M", "v1"],
-    );
+    docker.ok(&["volume", "create", "-d", &name, "--opt", "size=100M", "v1"]);
     assert_eq!(s.ok(&["volume", "ls", "-q"]), "v1\n");
     // A container on the volume, running `script`.
     let run =
@@ -52,23 +39,17 @@ fn docker_uses_strata_volumes_through_the_plugin() {
         "{}",
         String::from_utf8_lossy(&past.stderr)
     );
-    let listed = ok(
-        &docker,
-        &["volume", "ls", "--format", "{{.Driver}} {{.Name}}"],
-    );
+    let listed = docker.ok(&["volume", "ls", "--format", "{{.Driver}} {{.Name}}"]);
     assert!(
         listed.lines().any(|l| l == format!("{name} v1")),
         "{listed}"
     );
-    let status = ok(
-        &docker,
-        &["volume", "inspect", "--format", "{{json .Status}}", "v1"],
-    );
+    let status = docker.ok(&["volume", "inspect", "--format", "{{json .Status}}", "v1"]);
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["size"], 100u64 << 20, "{status}");
     assert!(status["usage"].as_u64().unwrap() > 0, "{status}");
 
-    ok(&docker, &["volume", "rm", "v1"]);
+    docker.ok(&["volume", "rm", "v1"]);
     assert_eq!(s.ok(&["volume", "ls", "-q"]), "");
     assert!(!s.root.join("volumes/v1").exists());
 }
