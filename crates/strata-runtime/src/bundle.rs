@@ -189,7 +189,7 @@ pub fn spec(cfg: &BundleConfig) -> Result<Spec> {
             ));
         }
     }
-    mounts.extend(cfg.mounts.iter().cloned());
+    mounts.extend(by_depth(&cfg.mounts));
     spec.set_mounts(Some(mounts));
     let mut linux = spec.linux().clone().unwrap_or_default();
     let namespaces: Vec<LinuxNamespace> = linux
@@ -214,6 +214,20 @@ pub fn spec(cfg: &BundleConfig) -> Result<Spec> {
     linux.set_resources(Some(device_rules(&cfg.devices)));
     spec.set_linux(Some(linux));
     Ok(spec)
+}
+
+/// The container's own mounts, parents before what they hold, as Docker
+/// sorts them: the runtime mounts in order, so `/d` given after `/d/x`
+/// would hide it. Stable, so equal depths keep the user's order.
+fn by_depth(mounts: &[Mount]) -> Vec<Mount> {
+    let mut sorted = mounts.to_vec();
+    sorted.sort_by_key(|m| {
+        m.destination()
+            .components()
+            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+            .count()
+    });
+    sorted
 }
 
 /// The device cgroup: deny every device, as Docker's spec does, so that a
@@ -311,6 +325,42 @@ mod tests {
         assert_eq!(json["process"]["user"]["uid"], 1);
         let last = json["mounts"].as_array().unwrap().last().unwrap().clone();
         assert_eq!(last["destination"], "/data");
+    }
+
+    fn check_order(given: &[&str], expected: &[&str]) {
+        let mounts = given
+            .iter()
+            .map(|d| mount(d, "bind", Path::new("/v"), &[]))
+            .collect();
+        let s = spec(&BundleConfig {
+            mounts,
+            ..config(false)
+        })
+        .unwrap();
+        let defaults = spec(&BundleConfig {
+            mounts: vec![],
+            ..config(false)
+        })
+        .unwrap()
+        .mounts()
+        .clone()
+        .unwrap()
+        .len();
+        let order: Vec<_> = s.mounts().as_ref().unwrap()[defaults..]
+            .iter()
+            .map(|m| m.destination().to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(order, expected, "{given:?}");
+    }
+
+    #[test]
+    fn mounts_go_parents_first() {
+        check_order(&["/d/x", "/d"], &["/d", "/d/x"]);
+        check_order(&["/etc/hosts", "/etc"], &["/etc", "/etc/hosts"]);
+        check_order(&["/a/b/c", "/x", "/a/b"], &["/x", "/a/b", "/a/b/c"]);
+        // Equal depths keep their order.
+        check_order(&["/b", "/a", "/c/d"], &["/b", "/a", "/c/d"]);
+        check_order(&["/d/", "/d/x/"], &["/d/", "/d/x/"]);
     }
 
     #[test]
