@@ -119,6 +119,17 @@ fn devices(opts: &CreateOptions) -> Result<Vec<DeviceMapping>> {
         .collect()
 }
 
+/// Docker's: the host's name on the host's network, else the short ID.
+fn default_hostname(network: &str, id: &str) -> String {
+    match network {
+        "host" => rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned(),
+        _ => id[..12].to_owned(),
+    }
+}
+
 impl Containers<'_> {
     pub fn create(&self, opts: &CreateOptions) -> Result<Container> {
         self.store.begin_write()?;
@@ -154,7 +165,10 @@ impl Containers<'_> {
             user: opts.user.clone().unwrap_or(image.user.clone()),
             tty: opts.tty,
             open_stdin: opts.interactive,
-            hostname: opts.hostname.clone().unwrap_or_else(|| id[..12].to_owned()),
+            hostname: opts
+                .hostname
+                .clone()
+                .unwrap_or_else(|| default_hostname(&network, &id)),
             network,
             read_only: opts.read_only,
             mounts: Vec::new(),
@@ -316,7 +330,9 @@ impl Containers<'_> {
                 mode,
                 options,
             } => {
-                let mut o = vec!["nosuid".to_owned(), "nodev".to_owned()];
+                // Docker's defaults; the user's options come after, so
+                // `exec` (or `suid`, `dev`) given there undoes one.
+                let mut o = vec!["noexec".to_owned(), "nosuid".to_owned(), "nodev".to_owned()];
                 o.push(format!("mode={:o}", mode.unwrap_or(0o1777)));
                 if let Some(s) = size {
                     o.push(format!("size={s}"));

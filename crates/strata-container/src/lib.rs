@@ -23,6 +23,7 @@ pub mod monitor;
 mod names;
 mod query;
 mod start;
+mod subpath;
 pub mod user;
 
 use std::collections::HashSet;
@@ -57,6 +58,10 @@ pub enum ContainerError {
     BadName(String),
     #[error("{0}")]
     Invalid(String),
+    /// The runtime could not start the container's process (`why` is
+    /// its word: the command was not found, could not be run, ...).
+    #[error("container {name} failed to start: {why}")]
+    StartFailed { name: String, why: String },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -245,6 +250,7 @@ impl<'s> Containers<'s> {
         let rootfs = self.rootfs(id);
         strata_snapshot::mount::unmount(&rootfs).map_err(io_at(&rootfs))?;
         let dir = self.bundle(id);
+        subpath::unmount_all(&dir.join("subpaths"));
         self.store.trash().put(&dir).map_err(io_at(&dir))
     }
 }

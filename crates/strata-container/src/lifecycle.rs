@@ -64,9 +64,13 @@ impl Containers<'_> {
         }
     }
 
-    /// `wait`: blocks until the container exits; its exit code.
+    /// `wait`: blocks until the container exits; its exit code. One that
+    /// was never started is not running: 0 at once, as Docker's.
     pub fn wait(&self, s: &str) -> Result<i32> {
         let c = self.get(s)?;
+        if self.status(&c)? == Status::Created {
+            return Ok(0);
+        }
         Ok(self.wait_exit(&c, None)?.expect("no timeout"))
     }
 

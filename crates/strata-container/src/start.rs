@@ -3,14 +3,12 @@
 //! the bundle, so a failure there is reported here and now, and the
 //! monitor needs nothing but the bundle to run.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 
-use rustix::fs::{Mode, OFlags};
-use strata_archive::fsops;
 use strata_runtime::bundle;
 use strata_runtime::monitor::Stdio3;
 use strata_snapshot::mount;
@@ -18,6 +16,7 @@ use strata_volume::Caller;
 
 use crate::config::MountKind;
 use crate::monitor::{CHANNEL_FD, Channel, MonitorRequest, Report};
+use crate::subpath::Subpaths;
 use crate::{Container, ContainerError, Containers, Result, io_at, snapshot_key};
 
 /// How `start` left the container.
@@ -210,9 +209,8 @@ pub struct Attached {
     tty: bool,
     monitor: MonitorProcess,
     channel: Channel,
-    /// Volume subpaths the bundle names through our `/proc/<pid>/fd`:
-    /// open until the runtime has mounted them.
-    held: Vec<OwnedFd>,
+    /// Volume subpaths mounted for the runtime, until it has its own.
+    subpaths: Subpaths,
 }
 
 impl Attached {
@@ -241,8 +239,8 @@ impl Containers<'_> {
         }
         self.store.begin_write()?;
         self.mount_rootfs(&c)?;
-        let mut held = Vec::new();
-        if let Err(e) = self.write_bundle(&c, &mut held) {
+        let mut subpaths = Subpaths::new(&self.bundle(c.id()));
+        if let Err(e) = self.write_bundle(&c, &mut subpaths) {
             self.after_exit(&c);
             return Err(e);
         }
@@ -265,7 +263,7 @@ impl Containers<'_> {
                 tty: c.config.tty,
                 monitor: child,
                 channel,
-                held,
+                subpaths,
             }));
         }
         match channel.next() {
@@ -282,10 +280,24 @@ impl Containers<'_> {
     /// Waits for an attached container to end, tidies up after it (so a
     /// `--rm` container is gone when this returns) and gives its exit code.
     pub fn wait_attached(&self, mut a: Attached) -> Result<i32> {
+        let mut started = false;
         loop {
             match a.channel.next() {
-                Some(Report::Started) => a.held.clear(),
+                Some(Report::Started) => {
+                    started = true;
+                    a.subpaths.release();
+                }
                 Some(Report::Exited(code)) => {
+                    // The runtime ended before it made the container: it
+                    // could not start the command, and said why in the log
+                    // (read before a `--rm` removal takes it).
+                    let failed = match started {
+                        true => None,
+                        false => Some(self.get(&a.id).map(|c| ContainerError::StartFailed {
+                            name: c.name().to_owned(),
+                            why: self.runtime_said(c.id()),
+                        })?),
+                    };
                     self.cleanup(&a.id)?;
                     if a.channel.cleaned() {
                         // It deletes what the removal put in the trash,
@@ -293,7 +305,7 @@ impl Containers<'_> {
                         self.store.defer_trash();
                     }
                     // It exits as soon as it reads that; no need to wait.
-                    return Ok(code);
+                    return failed.map_or(Ok(code), Err);
                 }
                 None => {
                     // The monitor died without a word (killed): its exit
@@ -318,26 +330,31 @@ impl Containers<'_> {
         monitor: MonitorProcess,
         channel: Channel,
     ) -> ContainerError {
-        drop(channel);
-        let _ = monitor.wait();
+        // The log first: the monitor removes a `--rm` container once we
+        // hang up.
         let why = match report {
             Some(Report::Failed(why)) => why,
-            _ => {
-                let tail = self.log_tail(c.id());
-                format!(
-                    "the runtime could not start it{}",
-                    if tail.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {tail}")
-                    }
-                )
-            }
+            _ => self.runtime_said(c.id()),
         };
-        ContainerError::Invalid(format!("container {} failed to start: {why}", c.name()))
+        drop(channel);
+        let _ = monitor.wait();
+        ContainerError::StartFailed {
+            name: c.name().to_owned(),
+            why,
+        }
     }
 
-    /// The last lines of a container's log, for error messages.
+    /// Why the runtime could not start a container: the last lines of
+    /// its log, where the runtime's error went.
+    fn runtime_said(&self, id: &str) -> String {
+        let tail = strata_runtime::runtime::words(&self.log_tail(id));
+        match tail.is_empty() {
+            true => "the runtime could not start it".to_owned(),
+            false => format!("the runtime could not start it: {tail}"),
+        }
+    }
+
+    /// The last lines of a container's log.
     fn log_tail(&self, id: &str) -> String {
         let mut out = Vec::new();
         let opts = strata_runtime::logs::ReadOptions {
@@ -347,7 +364,7 @@ impl Containers<'_> {
         let mut err = Vec::new();
         let _ = strata_runtime::logs::read(&self.log_file(id), &opts, &mut out, &mut err, &|| true);
         out.extend(err);
-        String::from_utf8_lossy(&out).trim().replace('\n', "; ")
+        String::from_utf8_lossy(&out).into_owned()
     }
 
     pub(crate) fn mount_rootfs(&self, c: &Container) -> Result<()> {
@@ -368,9 +385,9 @@ impl Containers<'_> {
 
     /// Writes the bundle for this start, with the user and volume subpaths
     /// resolved now, inside the container's and volumes' roots.
-    fn write_bundle(&self, c: &Container, held: &mut Vec<OwnedFd>) -> Result<()> {
+    fn write_bundle(&self, c: &Container, subpaths: &mut Subpaths) -> Result<()> {
         let dir = self.bundle(c.id());
-        let mut config = self.bundle_config(c, held)?;
+        let mut config = self.bundle_config(c, subpaths)?;
         strata_runtime::netfiles::add(&dir, &mut config).map_err(io_at(&dir))?;
         bundle::write(&dir, &bundle::spec(&config)?)?;
         Ok(())
@@ -380,7 +397,7 @@ impl Containers<'_> {
     fn bundle_config(
         &self,
         c: &Container,
-        held: &mut Vec<OwnedFd>,
+        subpaths: &mut Subpaths,
     ) -> Result<bundle::BundleConfig> {
         let rootfs = self.rootfs(c.id());
         let ids = crate::user::resolve(&rootfs, &c.config.user)?;
@@ -391,16 +408,7 @@ impl Containers<'_> {
                 MountKind::Volume { name, subpath, .. } => {
                     let data = self.volumes.mount(name, Caller::Container(c.id()))?;
                     let source = match subpath {
-                        Some(sp) => {
-                            let fd = open_subpath(&data, sp).map_err(io_at(data.join(sp)))?;
-                            let path = PathBuf::from(format!(
-                                "/proc/{}/fd/{}",
-                                std::process::id(),
-                                fd.as_raw_fd()
-                            ));
-                            held.push(fd);
-                            path
-                        }
+                        Some(sp) => subpaths.mount(&data, sp)?,
                         None => data,
                     };
                     options.extend(["rbind".to_owned(), "rprivate".to_owned()]);
@@ -446,39 +454,4 @@ impl Containers<'_> {
                 .collect::<Result<_, _>>()?,
         })
     }
-}
-
-/// Opens `sub` inside the volume folder `data`, making the directories
-/// that are missing (going beyond Docker, which wants them to exist). Every
-/// step stays inside the volume: a symlink a container planted there
-/// resolves within it.
-fn open_subpath(data: &Path, sub: &str) -> std::io::Result<OwnedFd> {
-    let root = fsops::open_dir(data)?;
-    let mut walked = String::new();
-    for part in sub.split('/').filter(|p| !p.is_empty() && *p != ".") {
-        walked.push('/');
-        walked.push_str(part);
-        match fsops::open_in_root(
-            root.as_fd(),
-            walked.as_bytes(),
-            OFlags::PATH | OFlags::DIRECTORY,
-        ) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let parent_path = walked.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
-                let parent = fsops::open_in_root(
-                    root.as_fd(),
-                    parent_path.as_bytes(),
-                    OFlags::PATH | OFlags::DIRECTORY,
-                )?;
-                rustix::fs::mkdirat(&parent, part, Mode::from_raw_mode(0o755))?;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    fsops::open_in_root(
-        root.as_fd(),
-        sub.as_bytes(),
-        OFlags::PATH | OFlags::DIRECTORY,
-    )
 }

@@ -82,9 +82,37 @@ impl Runc {
     fn failed(&self, call: &str, what: String) -> RuntimeError {
         RuntimeError::Runtime {
             runtime: self.name(),
-            what: format!("{call}: {what}"),
+            what: format!("{call}: {}", words(&what)),
         }
     }
+}
+
+/// What the runtime said, one line after another: runc's log lines
+/// (`time="…" level=error msg="…"`) reduced to their message, any other
+/// line kept as it is.
+pub fn words(output: &str) -> String {
+    let lines: Vec<String> = output
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| logged_message(l).unwrap_or_else(|| l.to_owned()))
+        .collect();
+    lines.join("; ")
+}
+
+/// The `msg="…"` of a logrus text line, unquoted.
+fn logged_message(line: &str) -> Option<String> {
+    let (_, quoted) = line.split_once(" msg=\"")?;
+    let mut msg = String::new();
+    let mut chars = quoted.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(msg),
+            '\\' => msg.push(chars.next()?),
+            c => msg.push(c),
+        }
+    }
+    None
 }
 
 impl Runtime for Runc {
@@ -148,5 +176,34 @@ impl Runtime for Runc {
 
     fn resume(&self, id: &str) -> Result<()> {
         self.call(&["resume", id]).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(output: &str, expected: &str) {
+        assert_eq!(words(output), expected, "{output}");
+    }
+
+    #[test]
+    fn runc_log_lines_give_their_message() {
+        check(
+            r#"time="2026-11-24T18:13:57Z" level=error msg="runc run failed: exec: \"nosuchcmd\": executable file not found in $PATH""#,
+            r#"runc run failed: exec: "nosuchcmd": executable file not found in $PATH"#,
+        );
+        check(
+            "time=\"t\" level=error msg=\"container not running\"\n",
+            "container not running",
+        );
+        check(r#"level=warning msg="a \\ b" x=1"#, r"a \ b");
+        // Anything else is kept, line by line.
+        check("plain words\n\n  second line  ", "plain words; second line");
+        check(
+            r#"level=error msg="never closed"#,
+            r#"level=error msg="never closed"#,
+        );
+        check("", "");
     }
 }

@@ -68,7 +68,14 @@ impl Cli {
     /// version, mistakes), goes to the whole tree, which says what to say.
     pub fn parse_args() -> Cli {
         let args: Vec<OsString> = std::env::args_os().collect();
-        Self::parse_quick(&args).unwrap_or_else(|| Cli::parse_from(args))
+        Self::parse_quick(&args).unwrap_or_else(|| {
+            Cli::try_parse_from(args).unwrap_or_else(|e| {
+                let _ = e.print();
+                // Docker's status for a command line it cannot take (help
+                // and the version are not failures).
+                std::process::exit(if e.use_stderr() { 125 } else { 0 })
+            })
+        })
     }
 
     fn parse_quick(args: &[OsString]) -> Option<Cli> {
@@ -815,7 +822,8 @@ pub struct VolumeInspectArgs {
 
 #[derive(Args)]
 pub struct VolumeRmArgs {
-    /// Accepted for Docker compatibility; a volume in use is never removed
+    /// A volume that does not exist is not an error; one in use is still
+    /// never removed
     #[arg(short, long)]
     pub force: bool,
     #[arg(required = true)]

@@ -1,5 +1,7 @@
 //! `strata`: the command line. Glue only: parse, open the store, call the
-//! library, print. Errors become one line on stderr and exit status 1.
+//! library, print. Errors become one line on stderr and exit status 1
+//! (`run`: Docker's 125, 126 or 127); a command line that does not parse,
+//! status 125, as Docker's.
 
 mod cli;
 mod commands;
@@ -30,23 +32,28 @@ fn main() {
         .init();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    let failed = match &cli.command {
+        Command::Run(_) | Command::Container(ContainerCommand::Run(_)) => container::run_failed,
+        _ => |_: &anyhow::Error| 1,
+    };
     let result = run(cli, &mut out);
     let _ = out.flush();
-    match exit_code(result) {
+    match exit_code(result, failed) {
         0 => {}
         code => std::process::exit(code),
     }
 }
 
-/// The exit status a command's result gives, once an error is said.
-fn exit_code(result: anyhow::Result<()>) -> i32 {
+/// The exit status a command's result gives, once an error is said
+/// (`failed` gives a failure's).
+fn exit_code(result: anyhow::Result<()>, failed: fn(&anyhow::Error) -> i32) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => match e.downcast_ref() {
             Some(container::Exit(code)) => *code,
             None => {
                 eprintln!("Error: {}", message(&e));
-                1
+                failed(&e)
             }
         },
     }
@@ -148,7 +155,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     // which runs while this one opens the store and makes the container.
     let run_monitor = match &command {
         Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => {
-            let body = || exit_code(container::monitor(&settings));
+            let body = || exit_code(container::monitor(&settings), |_| 1);
             // SAFETY: one thread so far, and the store is not open yet.
             Some(unsafe { strata_container::Monitor::fork(body, !a.detach)? })
         }

@@ -678,6 +678,293 @@ fn exit_codes_logs_and_state_survive_the_command() {
     assert!(err.contains("--since: 'yesterday' is not a time"), "{err}");
 }
 
+/// `run`'s status and words when the container's command never ran, as
+/// Docker's: 127 not found, 126 not runnable, 125 Strata's own failure.
+#[test]
+fn run_fails_with_dockers_statuses_and_leaves_nothing() {
+    let s = Strata::new();
+    image(&s, "app");
+    let before = s.state();
+    for (args, status, said) in [
+        (
+            vec!["run", "--rm", "app", "nosuchcmd"],
+            127,
+            r#"exec: "nosuchcmd": executable file not found in $PATH"#,
+        ),
+        (
+            vec!["run", "-d", "--rm", "app", "nosuchcmd"],
+            127,
+            "executable file not found",
+        ),
+        (
+            vec!["run", "--rm", "app", "/etc/motd"],
+            126,
+            r#"exec: "/etc/motd": permission denied"#,
+        ),
+        (vec!["run", "--rm", "nosuch", "true"], 125, "no such image"),
+        (
+            vec!["run", "--rm", "-u", "nobody", "app", "true"],
+            125,
+            "nobody",
+        ),
+        (vec!["run", "--bogus", "app", "true"], 125, "'--bogus'"),
+        (vec!["ps", "--bogus"], 125, "'--bogus'"),
+    ] {
+        let out = s.run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(status), "{args:?}: {stderr}");
+        assert!(stderr.contains(said), "{args:?}: {stderr}");
+        // runc's own words in ours, without its log line's dressing.
+        let ours = stderr.lines().filter(|l| l.starts_with("Error: "));
+        assert!(ours.clone().all(|l| !l.contains("time=")), "{stderr}");
+    }
+    // A plain failure of another command stays 1.
+    s.fails(&["start", "nosuch"]);
+    assert_eq!(s.state(), before);
+    assert_eq!(s.ok(&["ps", "-a", "-q"]), "");
+}
+
+/// Docker's answers where they are easy to get wrong: nested mounts,
+/// tmpfs flags, the host network's hostname, `wait` on a container never
+/// started, `volume rm -f` of a missing volume.
+#[test]
+fn mounts_hostname_wait_and_volume_rm_as_docker() {
+    let s = Strata::new();
+    image(&s, "app");
+    // The outer mount first, whatever the order given.
+    s.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "inner:/d/x",
+        "-v",
+        "outer:/d",
+        "app",
+        "sh",
+        "-c",
+        "echo in > /d/x/f",
+    ]);
+    assert_eq!(
+        s.ok(&["run", "--rm", "-v", "inner:/i", "app", "cat", "/i/f"]),
+        "in\n"
+    );
+    let tmpfs_flags = |spec: &[&str]| {
+        let mut args = vec!["run", "--rm"];
+        args.extend(spec);
+        args.extend(["app", "cat", "/proc/mounts"]);
+        let mounts = s.ok(&args);
+        let line = mounts
+            .lines()
+            .find(|l| l.contains(" /t tmpfs "))
+            .expect("/t mounted")
+            .to_owned();
+        line.split(' ').nth(3).unwrap().to_owned()
+    };
+    for spec in [&["--tmpfs", "/t"][..], &["--mount", "type=tmpfs,dst=/t"]] {
+        let flags = tmpfs_flags(spec);
+        for flag in ["noexec", "nosuid", "nodev"] {
+            assert!(flags.split(',').any(|f| f == flag), "{spec:?}: {flags}");
+        }
+    }
+    let flags = tmpfs_flags(&["--tmpfs", "/t:exec"]);
+    assert!(!flags.contains("noexec"), "{flags}");
+    // On the host's network, the host's name, unless one is given.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let names = "hostname; cat /etc/hostname";
+    let run = ["run", "--rm", "--network", "host"];
+    assert_eq!(
+        s.ok(&[&run[..], &["app", "sh", "-c", names]].concat()),
+        host.repeat(2)
+    );
+    let given = s.ok(&[&run[..], &["--hostname", "h1", "app", "sh", "-c", names]].concat());
+    assert_eq!(given, "h1\nh1\n");
+    let id = s.ok(&["create", "--name", "idle", "app", "true"]);
+    assert_eq!(s.ok(&["wait", id.trim()]), "0\n");
+    assert!(
+        s.ok(&["ps", "-a", "--filter", "status=created", "-q"])
+            .contains(&id[..12])
+    );
+    assert_eq!(s.ok(&["volume", "rm", "-f", "nosuch"]), "nosuch\n");
+    let err = s.fails(&["volume", "rm", "nosuch"]);
+    assert!(err.contains("no such volume: nosuch"), "{err}");
+}
+
+/// The create flags that reach the container: environment from a file,
+/// working directory, a read-only root, `--volumes-from` (whose anonymous
+/// volumes a `--rm` borrower leaves alone), a volume subpath made on first
+/// use, a bind source made with `bind-create-src`, and `--stop-timeout`.
+#[test]
+fn create_flags_reach_the_container() {
+    let s = Strata::new();
+    image(&s, "app");
+    let env = s.path("env");
+    std::fs::write(&env, "# a comment\nA=from file\nB\n").unwrap();
+    let out = s
+        .command(&[
+            "run",
+            "--rm",
+            "--env-file",
+            env.to_str().unwrap(),
+            "-e",
+            "C=3",
+            "-w",
+            "/var/lib",
+            "app",
+            "sh",
+            "-c",
+            "echo \"$A|$B|$C|$(pwd)\"",
+        ])
+        .env("B", "from strata's")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "from file|from strata's|3|/var/lib\n"
+    );
+    let ro = ["run", "--rm", "--read-only", "app", "sh", "-c"];
+    let out = s.ok(&[
+        &ro[..],
+        &["touch /x 2>/dev/null || echo refused; touch /vol/y"],
+    ]
+    .concat());
+    assert_eq!(
+        out, "refused\n",
+        "a read-only root is read-only but its volumes are not"
+    );
+
+    s.ok(&[
+        "create", "--name", "src", "-v", "/anon", "-v", "named:/n", "app", "true",
+    ]);
+    s.ok(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "src",
+        "app",
+        "sh",
+        "-c",
+        "echo a > /anon/f; echo n > /n/f",
+    ]);
+    let read = "cat /anon/f /n/f; touch /anon/z 2>/dev/null || echo refused";
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "src:ro",
+        "app",
+        "sh",
+        "-c",
+        read,
+    ]);
+    assert_eq!(out, "a\nn\nrefused\n");
+
+    s.ok(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,src=sub,dst=/s,volume-subpath=a/b",
+        "app",
+        "sh",
+        "-c",
+        "echo deep > /s/f",
+    ]);
+    assert_eq!(
+        s.ok(&["run", "--rm", "-v", "sub:/v", "app", "cat", "/v/a/b/f"]),
+        "deep\n"
+    );
+    // A symlink planted in the volume resolves inside it.
+    s.ok(&[
+        "run", "--rm", "-v", "sub:/v", "app", "ln", "-s", "/", "/v/out",
+    ]);
+    let marker = format!("strata-subpath-{}", std::process::id());
+    let escape = "type=volume,src=sub,dst=/s,volume-subpath=out/tmp";
+    s.ok(&[
+        "run",
+        "--rm",
+        "--mount",
+        escape,
+        "app",
+        "touch",
+        &format!("/s/{marker}"),
+    ]);
+    assert!(
+        !std::path::Path::new("/tmp").join(&marker).exists(),
+        "escaped the volume"
+    );
+    let inside = format!("/v/tmp/{marker}");
+    s.ok(&["run", "--rm", "-v", "sub:/v", "app", "stat", &inside]);
+    // The mounts made for the runtime went with the runs.
+    assert_eq!(common::mounts_under(&s.root), Vec::<String>::new());
+    let made = s.path("made/here");
+    let mount = format!("type=bind,src={},dst=/b,bind-create-src", made.display());
+    s.ok(&[
+        "run",
+        "--rm",
+        "--mount",
+        &mount,
+        "app",
+        "sh",
+        "-c",
+        "echo b > /b/f",
+    ]);
+    assert_eq!(std::fs::read_to_string(made.join("f")).unwrap(), "b\n");
+
+    // PID 1 ignores TERM: stop waits the container's timeout, then kills.
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "stubborn",
+        "--stop-timeout",
+        "1",
+        "app",
+        "sh",
+        "-c",
+        "trap '' TERM; echo up; sleep 60",
+    ]);
+    while s.ok(&["logs", "stubborn"]).is_empty() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let asked = std::time::Instant::now();
+    s.ok(&["stop", "stubborn"]);
+    let waited = asked.elapsed();
+    assert!(
+        waited.as_secs_f64() >= 0.9,
+        "stopped after {waited:?}, before its timeout"
+    );
+    assert!(
+        waited.as_secs() < 8,
+        "stopped after {waited:?}: Docker's 10 s, not its 1 s"
+    );
+    assert_eq!(s.ok(&["wait", "stubborn"]), "137\n");
+}
+
+/// `logs -f` prints what the container writes as it writes it, and ends
+/// when the container does.
+#[test]
+fn logs_follow_a_running_container() {
+    use std::io::{BufRead, BufReader, Read};
+    let s = Strata::new();
+    image(&s, "app");
+    let script = "echo one; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo two";
+    s.ok(&["run", "-d", "--name", "talker", "app", "sh", "-c", script]);
+    let mut follow = s
+        .command(&["logs", "-f", "talker"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(follow.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert_eq!(first, "one\n");
+    // Only now may the container write its second line.
+    s.ok(&["exec", "talker", "touch", "/tmp/go"]);
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "two\n");
+    assert!(follow.wait().unwrap().success());
+}
+
 #[test]
 fn stop_kill_exec_and_rm_of_running_containers() {
     let s = Strata::new();

@@ -149,7 +149,11 @@ pub fn inspect(
 
 pub fn rm(volumes: &Volumes, a: &VolumeRmArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     for_each(&a.volumes, "volumes", "removed", |name| {
-        volumes.remove(name)?;
+        match volumes.remove(name) {
+            // Docker's `-f`: a volume already gone is what was asked for.
+            Err(strata_volume::VolumeError::NotFound(_)) if a.force => {}
+            result => result?,
+        }
         Ok(writeln!(out, "{name}")?)
     })
 }

@@ -101,15 +101,19 @@ impl Strata {
         stdout_of(&mut self.command(args))
     }
 
-    /// Runs a command that must fail cleanly (exit 1, an `Error:` line, no
-    /// panic); its stderr.
+    /// Runs a command that must fail cleanly (exit 1, or Docker's 125 for
+    /// `run`; an `Error:` line, no panic); its stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let status = match args {
+            ["run", ..] | ["container", "run", ..] => 125,
+            _ => 1,
+        };
         assert_eq!(
             out.status.code(),
-            Some(1),
-            "strata {args:?} should fail with exit 1:\n{stderr}"
+            Some(status),
+            "strata {args:?} should fail with exit {status}:\n{stderr}"
         );
         assert!(stderr.starts_with("Error: "), "no clear error: {stderr}");
         assert!(!stderr.contains("panicked"), "panic: {stderr}");

@@ -1,0 +1,106 @@
+//! Volume subpaths (`--mount volume-subpath=`) made reachable by the
+//! runtime. A subpath is opened by fd inside its volume, so a symlink a
+//! container planted there cannot lead out of it. The runtime mounts in
+//! the container's new mount namespace, where a bind of our fd's
+//! `/proc/<pid>/fd` path is refused (EINVAL: the source's mount belongs
+//! to another namespace). So each one is bind-mounted through the fd at
+//! `<bundle>/subpaths/<n>` in ours, the path the bundle names, as Docker's
+//! "safe paths"; once the runtime has its own mount (or the start failed)
+//! they are unmounted. One left by a killed `strata` is unmounted by the
+//! next start or removal of the container.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
+use strata_archive::fsops;
+
+use crate::{Result, io_at};
+
+/// The subpaths mounted for one start; unmounted when dropped.
+pub(crate) struct Subpaths {
+    dir: PathBuf,
+    mounted: Vec<PathBuf>,
+}
+
+impl Subpaths {
+    /// For a start of the container whose bundle is `bundle`; unmounts
+    /// what an earlier one left.
+    pub(crate) fn new(bundle: &Path) -> Subpaths {
+        let dir = bundle.join("subpaths");
+        unmount_all(&dir);
+        Subpaths {
+            dir,
+            mounted: Vec::new(),
+        }
+    }
+
+    /// Mounts `sub` of the volume folder `data` (made if missing); the
+    /// path to give the runtime.
+    pub(crate) fn mount(&mut self, data: &Path, sub: &str) -> Result<PathBuf> {
+        let fd = open_subpath(data, sub).map_err(io_at(data.join(sub)))?;
+        let at = self.dir.join(self.mounted.len().to_string());
+        std::fs::create_dir_all(&at).map_err(io_at(&at))?;
+        let through = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        rustix::mount::mount_bind(through.as_str(), &at).map_err(|e| io_at(&at)(e.into()))?;
+        self.mounted.push(at.clone());
+        Ok(at)
+    }
+
+    /// The runtime has its own mounts: ours can go.
+    pub(crate) fn release(&mut self) {
+        for at in self.mounted.drain(..) {
+            if let Err(e) = strata_snapshot::mount::unmount(&at) {
+                tracing::warn!("unmounting {}: {e}", at.display());
+            }
+        }
+    }
+}
+
+impl Drop for Subpaths {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Unmounts every subpath mount point under `dir` (none is not an error).
+pub(crate) fn unmount_all(dir: &Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let _ = strata_snapshot::mount::unmount(&entry.path());
+    }
+}
+
+/// Opens `sub` inside the volume folder `data`, making the directories
+/// that are missing (going beyond Docker, which wants them to exist). Every
+/// step stays inside the volume: a symlink a container planted there
+/// resolves within it.
+fn open_subpath(data: &Path, sub: &str) -> std::io::Result<OwnedFd> {
+    let root = fsops::open_dir(data)?;
+    let mut walked = String::new();
+    for part in sub.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        walked.push('/');
+        walked.push_str(part);
+        match fsops::open_in_root(
+            root.as_fd(),
+            walked.as_bytes(),
+            OFlags::PATH | OFlags::DIRECTORY,
+        ) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let parent_path = walked.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+                let parent = fsops::open_in_root(
+                    root.as_fd(),
+                    parent_path.as_bytes(),
+                    OFlags::PATH | OFlags::DIRECTORY,
+                )?;
+                rustix::fs::mkdirat(&parent, part, Mode::from_raw_mode(0o755))?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    fsops::open_in_root(
+        root.as_fd(),
+        sub.as_bytes(),
+        OFlags::PATH | OFlags::DIRECTORY,
+    )
+}
