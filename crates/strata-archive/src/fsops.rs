@@ -36,6 +36,32 @@ pub fn open_in_root(root: BorrowedFd, rel: &[u8], flags: OFlags) -> io::Result<O
     )?)
 }
 
+/// Opens `sub` (relative) inside the folder `root` as an `O_PATH` handle
+/// with `flags` (`O_DIRECTORY`: it must be a folder), making the folders
+/// that are missing (mode 0755): a volume subpath, for a container or a
+/// pod. Every step resolves inside `root`, so a symlink planted there,
+/// absolute or full of `..`, cannot lead out of it.
+pub fn open_making_folders(root: &Path, sub: &str, flags: OFlags) -> io::Result<OwnedFd> {
+    let root = open_dir(root)?;
+    let mut walked = String::from(".");
+    for part in sub.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        let next = format!("{walked}/{part}");
+        match open_in_root(root.as_fd(), next.as_bytes(), OFlags::PATH) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let parent = open_in_root(root.as_fd(), walked.as_bytes(), OFlags::PATH)?;
+                match fs::mkdirat(&parent, part, Mode::from_raw_mode(0o755)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        walked = next;
+    }
+    open_in_root(root.as_fd(), walked.as_bytes(), OFlags::PATH | flags)
+}
+
 /// Opens `rel` strictly beneath `root`, following no symlinks at all: for
 /// paths we recorded ourselves as real paths.
 pub fn open_beneath(root: BorrowedFd, rel: &[u8], flags: OFlags) -> io::Result<OwnedFd> {
@@ -382,4 +408,45 @@ pub fn disk_usage(root: &Path) -> io::Result<(u64, u64)> {
         }
     }
     Ok((bytes, inodes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn subpaths_stay_inside_their_volume() {
+        let volume = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), b"host").unwrap();
+        // Symlinks a container could plant: out by `..`, and absolute.
+        std::os::unix::fs::symlink("../../..", volume.path().join("up")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), volume.path().join("abs")).unwrap();
+        std::fs::create_dir(volume.path().join("real")).unwrap();
+        std::fs::write(volume.path().join("real/file"), b"in volume").unwrap();
+        let inside = volume.path().canonicalize().unwrap();
+        let resolved = |sub: &str| {
+            let fd =
+                open_making_folders(volume.path(), sub, OFlags::empty()).map_err(|e| e.kind())?;
+            Ok(std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap())
+        };
+        let check = |sub: &str, expected: Result<PathBuf, io::ErrorKind>| {
+            assert_eq!(resolved(sub), expected, "{sub}");
+        };
+        // What is missing is made, as folders.
+        check("new/deeper", Ok(inside.join("new/deeper")));
+        assert!(volume.path().join("new/deeper").is_dir());
+        check("./real//file", Ok(inside.join("real/file")));
+        // `..` stops at the volume's top.
+        check("up/secret", Ok(inside.join("secret")));
+        // An absolute link resolves as if the volume were `/`, where it
+        // leads nowhere.
+        check("abs/x", Err(io::ErrorKind::NotFound));
+        assert_eq!(
+            std::fs::read(outside.path().join("secret")).unwrap(),
+            b"host"
+        );
+        assert!(!outside.path().join("x").exists());
+    }
 }

@@ -9,10 +9,10 @@
 //! they are unmounted. One left by a killed `strata` is unmounted by the
 //! next start or removal of the container.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::OFlags;
 use strata_archive::fsops;
 
 use crate::{Result, io_at};
@@ -38,7 +38,8 @@ impl Subpaths {
     /// Mounts `sub` of the volume folder `data` (made if missing); the
     /// path to give the runtime.
     pub(crate) fn mount(&mut self, data: &Path, sub: &str) -> Result<PathBuf> {
-        let fd = open_subpath(data, sub).map_err(io_at(data.join(sub)))?;
+        let fd = fsops::open_making_folders(data, sub, OFlags::DIRECTORY)
+            .map_err(io_at(data.join(sub)))?;
         let at = self.dir.join(self.mounted.len().to_string());
         std::fs::create_dir_all(&at).map_err(io_at(&at))?;
         let through = format!("/proc/self/fd/{}", fd.as_raw_fd());
@@ -68,39 +69,4 @@ pub(crate) fn unmount_all(dir: &Path) {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let _ = strata_snapshot::mount::unmount(&entry.path());
     }
-}
-
-/// Opens `sub` inside the volume folder `data`, making the directories
-/// that are missing (going beyond Docker, which wants them to exist). Every
-/// step stays inside the volume: a symlink a container planted there
-/// resolves within it.
-fn open_subpath(data: &Path, sub: &str) -> std::io::Result<OwnedFd> {
-    let root = fsops::open_dir(data)?;
-    let mut walked = String::new();
-    for part in sub.split('/').filter(|p| !p.is_empty() && *p != ".") {
-        walked.push('/');
-        walked.push_str(part);
-        match fsops::open_in_root(
-            root.as_fd(),
-            walked.as_bytes(),
-            OFlags::PATH | OFlags::DIRECTORY,
-        ) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let parent_path = walked.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
-                let parent = fsops::open_in_root(
-                    root.as_fd(),
-                    parent_path.as_bytes(),
-                    OFlags::PATH | OFlags::DIRECTORY,
-                )?;
-                rustix::fs::mkdirat(&parent, part, Mode::from_raw_mode(0o755))?;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    fsops::open_in_root(
-        root.as_fd(),
-        sub.as_bytes(),
-        OFlags::PATH | OFlags::DIRECTORY,
-    )
 }

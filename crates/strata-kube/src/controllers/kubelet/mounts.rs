@@ -5,10 +5,9 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 use rustix::mount::{MountFlags, UnmountFlags};
 
@@ -100,45 +99,6 @@ pub fn unmount(target: &Path) -> io::Result<()> {
     }
 }
 
-/// Opens `sub` (relative) inside the folder `root`, making the folders
-/// that are missing (mode 0755), as the kubelet does for subPaths. Every
-/// step resolves inside `root`: a symlink planted in the volume, absolute
-/// or full of `..`, cannot lead out of it.
-pub fn open_subpath(root: &Path, sub: &str) -> io::Result<OwnedFd> {
-    let root = rustix::fs::open(
-        root,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let mut walked = String::from(".");
-    for part in sub.split('/').filter(|p| !p.is_empty() && *p != ".") {
-        let next = format!("{walked}/{part}");
-        match open_in(&root, &next) {
-            Ok(_) => {}
-            Err(Errno::NOENT) => {
-                let parent = open_in(&root, &walked)?;
-                match rustix::fs::mkdirat(&parent, part, Mode::from_raw_mode(0o755)) {
-                    Ok(()) | Err(Errno::EXIST) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
-        walked = next;
-    }
-    Ok(open_in(&root, &walked)?)
-}
-
-fn open_in(root: &impl AsFd, path: &str) -> rustix::io::Result<OwnedFd> {
-    rustix::fs::openat2(
-        root,
-        path,
-        OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )
-}
-
 /// Makes what a bind mount of `source` can be mounted on at `target`: a
 /// folder for a folder, an empty file for anything else.
 pub fn make_target_for(source: &OwnedFd, target: &Path) -> io::Result<()> {
@@ -179,39 +139,5 @@ mod tests {
         // Not an escape: left as it is.
         check(r"/odd\9x", r"/odd\9x");
         check(r"/end\04", r"/end\04");
-    }
-
-    #[test]
-    fn subpaths_stay_inside_their_volume() {
-        let volume = tempfile::tempdir().unwrap();
-        let outside = tempfile::tempdir().unwrap();
-        std::fs::write(outside.path().join("secret"), b"host").unwrap();
-        // Symlinks a container could plant: out by `..`, and absolute.
-        std::os::unix::fs::symlink("../../..", volume.path().join("up")).unwrap();
-        std::os::unix::fs::symlink(outside.path(), volume.path().join("abs")).unwrap();
-        std::fs::create_dir(volume.path().join("real")).unwrap();
-        std::fs::write(volume.path().join("real/file"), b"in volume").unwrap();
-        let inside = volume.path().canonicalize().unwrap();
-        let resolved = |sub: &str| {
-            let fd = open_subpath(volume.path(), sub).map_err(|e| e.kind())?;
-            Ok(std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap())
-        };
-        let check = |sub: &str, expected: Result<PathBuf, io::ErrorKind>| {
-            assert_eq!(resolved(sub), expected, "{sub}");
-        };
-        // What is missing is made, as folders.
-        check("new/deeper", Ok(inside.join("new/deeper")));
-        assert!(volume.path().join("new/deeper").is_dir());
-        check("./real//file", Ok(inside.join("real/file")));
-        // `..` stops at the volume's top.
-        check("up/secret", Ok(inside.join("secret")));
-        // An absolute link resolves as if the volume were `/`, where it
-        // leads nowhere.
-        check("abs/x", Err(io::ErrorKind::NotFound));
-        assert_eq!(
-            std::fs::read(outside.path().join("secret")).unwrap(),
-            b"host"
-        );
-        assert!(!outside.path().join("x").exists());
     }
 }

@@ -21,6 +21,7 @@ use k8s_openapi::api::core::v1::{
     CSIPersistentVolumeSource, Container, EmptyDirVolumeSource, PersistentVolume,
     PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, PersistentVolumeSpec, Pod, Volume,
 };
+use rustix::fs::OFlags;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use strata_csi::client::{Access, BlockingCsiClient, PublishOptions, UnpublishOptions};
 
@@ -439,7 +440,9 @@ impl VolumeManager {
             .join(place.index.to_string());
         let bound = mounts::is_mount_point(&target).map_err(|e| e.to_string())?;
         if !bound {
-            let source = mounts::open_subpath(&volume.path, sub).map_err(|e| e.to_string())?;
+            let source =
+                strata_archive::fsops::open_making_folders(&volume.path, sub, OFlags::empty())
+                    .map_err(|e| e.to_string())?;
             mounts::make_target_for(&source, &target)
                 .map_err(|e| format!("{}: {e}", target.display()))?;
             mounts::bind_fd(&source, &target)
