@@ -58,10 +58,15 @@ pub enum ContainerError {
     BadName(String),
     #[error("{0}")]
     Invalid(String),
-    /// The runtime could not start the container's process (`why` is
-    /// its word: the command was not found, could not be run, ...).
+    /// The container's process did not start (`why`: the runtime's words,
+    /// the command was not found, could not be run, ...; `status`:
+    /// Docker's exit status for that, 127, 126 or 125).
     #[error("container {name} failed to start: {why}")]
-    StartFailed { name: String, why: String },
+    StartFailed {
+        name: String,
+        why: String,
+        status: i32,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -3,7 +3,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use strata_runtime::{Runc, Runtime, bundle};
+use strata_runtime::{Runc, Runtime, bundle, state};
 use strata_snapshot::SnapshotError;
 use strata_store::meta::containers as meta;
 
@@ -65,11 +65,14 @@ impl Containers<'_> {
     }
 
     /// `wait`: blocks until the container exits; its exit code. One that
-    /// was never started is not running: 0 at once, as Docker's.
+    /// never ran is not running: its code at once, as Docker's (0, or the
+    /// status of its failed start).
     pub fn wait(&self, s: &str) -> Result<i32> {
         let c = self.get(s)?;
-        if self.status(&c)? == Status::Created {
-            return Ok(0);
+        let run = state::read(&self.state_file(c.id()))?;
+        let code = run.as_ref().and_then(|r| r.exit_code).unwrap_or(0);
+        if self.status_from(&c, run)? == Status::Created {
+            return Ok(code);
         }
         Ok(self.wait_exit(&c, None)?.expect("no timeout"))
     }

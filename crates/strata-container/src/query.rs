@@ -81,6 +81,10 @@ impl Containers<'_> {
             return Ok(Status::Created);
         };
         if !s.running {
+            if s.pid == 0 {
+                // It never ran: the runtime could not start the command.
+                return Ok(Status::Created);
+            }
             return Ok(exited(&s, s.exit_code.unwrap_or(UNKNOWN_EXIT)));
         }
         if state::alive(s.monitor_pid, s.monitor_start) {
@@ -118,9 +122,20 @@ impl Containers<'_> {
     /// `inspect`, in Docker's shape (the fields people script against).
     pub fn inspect(&self, s: &str) -> Result<Value> {
         let c = self.get(s)?;
-        let status = self.status(&c)?;
+        let run = state::read(&self.state_file(c.id()))?;
+        // A failed start leaves it Created, with Docker's status and why.
+        let (failed_code, error) = run
+            .as_ref()
+            .map(|r| {
+                (
+                    r.exit_code.unwrap_or(0),
+                    r.error.clone().unwrap_or_default(),
+                )
+            })
+            .unwrap_or_default();
+        let status = self.status_from(&c, run)?;
         let (started, finished, code, pid) = match &status {
-            Status::Created => (None, None, 0, 0),
+            Status::Created => (None, None, failed_code, 0),
             Status::Running { started_at, pid } => (Some(started_at.clone()), None, 0, *pid),
             Status::Exited {
                 code,
@@ -148,6 +163,7 @@ impl Containers<'_> {
                 "Running": status.is_running(),
                 "Pid": pid,
                 "ExitCode": code,
+                "Error": error,
                 "StartedAt": started.unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
                 "FinishedAt": finished.unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
             },

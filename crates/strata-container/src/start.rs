@@ -11,6 +11,7 @@ use std::process::Stdio;
 
 use strata_runtime::bundle;
 use strata_runtime::monitor::Stdio3;
+use strata_runtime::state::{self, RunState};
 use strata_snapshot::mount;
 use strata_volume::Caller;
 
@@ -289,14 +290,11 @@ impl Containers<'_> {
                 }
                 Some(Report::Exited(code)) => {
                     // The runtime ended before it made the container: it
-                    // could not start the command, and said why in the log
-                    // (read before a `--rm` removal takes it).
+                    // could not start the command, and the monitor noted
+                    // why (read before a `--rm` removal takes it).
                     let failed = match started {
                         true => None,
-                        false => Some(self.get(&a.id).map(|c| ContainerError::StartFailed {
-                            name: c.name().to_owned(),
-                            why: self.runtime_said(c.id()),
-                        })?),
+                        false => Some(self.start_failed(&self.get(&a.id)?, None)),
                     };
                     self.cleanup(&a.id)?;
                     if a.channel.cleaned() {
@@ -330,41 +328,36 @@ impl Containers<'_> {
         monitor: MonitorProcess,
         channel: Channel,
     ) -> ContainerError {
-        // The log first: the monitor removes a `--rm` container once we
+        // The state first: the monitor removes a `--rm` container once we
         // hang up.
-        let why = match report {
-            Some(Report::Failed(why)) => why,
-            _ => self.runtime_said(c.id()),
-        };
+        let failed = self.start_failed(c, report);
         drop(channel);
         let _ = monitor.wait();
+        failed
+    }
+
+    /// Why a container did not start: the monitor's own failure, or what
+    /// it noted in the state when the runtime could not start the command.
+    fn start_failed(&self, c: &Container, report: Option<Report>) -> ContainerError {
+        let (why, status) = match report {
+            Some(Report::Failed(why)) => (why, 125),
+            _ => match state::read(&self.state_file(c.id())) {
+                Ok(Some(RunState {
+                    error: Some(words),
+                    exit_code,
+                    ..
+                })) if !words.is_empty() => (
+                    format!("the runtime could not start it: {words}"),
+                    exit_code.unwrap_or(125),
+                ),
+                _ => ("the runtime could not start it".to_owned(), 125),
+            },
+        };
         ContainerError::StartFailed {
             name: c.name().to_owned(),
             why,
+            status,
         }
-    }
-
-    /// Why the runtime could not start a container: the last lines of
-    /// its log, where the runtime's error went.
-    fn runtime_said(&self, id: &str) -> String {
-        let tail = strata_runtime::runtime::words(&self.log_tail(id));
-        match tail.is_empty() {
-            true => "the runtime could not start it".to_owned(),
-            false => format!("the runtime could not start it: {tail}"),
-        }
-    }
-
-    /// The last lines of a container's log.
-    fn log_tail(&self, id: &str) -> String {
-        let mut out = Vec::new();
-        let opts = strata_runtime::logs::ReadOptions {
-            tail: Some(3),
-            ..Default::default()
-        };
-        let mut err = Vec::new();
-        let _ = strata_runtime::logs::read(&self.log_file(id), &opts, &mut out, &mut err, &|| true);
-        out.extend(err);
-        String::from_utf8_lossy(&out).into_owned()
     }
 
     pub(crate) fn mount_rootfs(&self, c: &Container) -> Result<()> {

@@ -60,6 +60,7 @@ pub fn run(mut plan: Plan) -> Result<i32> {
         started_at: jiff::Timestamp::now().to_string(),
         finished_at: None,
         exit_code: None,
+        error: None,
     };
     state::write(plan.state, &record)?;
     let log = LogWriter::open(plan.log).map_err(io_at(plan.log))?;
@@ -70,14 +71,35 @@ pub fn run(mut plan: Plan) -> Result<i32> {
     let (child, copier, hub) = spawn(&plan, &pid_file, log)?;
     let status = wait_started(child, &pid_file, watch, &mut record, &mut plan)?;
     let _ = copier.join();
-    let code = exit_code(status);
+    let mut code = exit_code(status);
     record.running = false;
+    if record.pid == 0 {
+        // The runtime ended before the container existed: it could not
+        // start the command, and said why in the log. Docker keeps such a
+        // container Created, with those words and a status for them.
+        let why = runtime_said(plan.log);
+        code = crate::runtime::start_failure_status(&why);
+        record.error = Some(why);
+    }
     record.exit_code = Some(code);
     record.finished_at = Some(jiff::Timestamp::now().to_string());
     state::write(plan.state, &record)?;
     hub.exit(code);
     let _ = std::fs::remove_file(plan.bundle.join(attach::SOCKET));
     Ok(code)
+}
+
+/// Why the runtime could not start a container: the last lines of its
+/// log, where the runtime's error went, reduced to their words.
+fn runtime_said(log: &Path) -> String {
+    let opts = crate::logs::ReadOptions {
+        tail: Some(3),
+        ..Default::default()
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let _ = crate::logs::read(log, &opts, &mut out, &mut err, &|| true);
+    out.extend(err);
+    crate::runtime::words(&String::from_utf8_lossy(&out))
 }
 
 /// Docker's convention: the exit code, or 128 + the signal that killed it.

@@ -100,6 +100,20 @@ pub fn words(output: &str) -> String {
     lines.join("; ")
 }
 
+/// Docker's exit status for a container whose command the runtime could
+/// not start, from the runtime's `words`: 127 when it found no such
+/// command, 126 when it could not run it, 125 for any other failure.
+pub fn start_failure_status(words: &str) -> i32 {
+    let said = |phrases: &[&str]| phrases.iter().any(|p| words.contains(p));
+    if said(&["executable file not found", "no such file or directory"]) {
+        127
+    } else if said(&["permission denied", "is a directory"]) {
+        126
+    } else {
+        125
+    }
+}
+
 /// The `msg="…"` of a logrus text line, unquoted.
 fn logged_message(line: &str) -> Option<String> {
     let (_, quoted) = line.split_once(" msg=\"")?;
@@ -205,5 +219,26 @@ mod tests {
             r#"level=error msg="never closed"#,
         );
         check("", "");
+    }
+
+    fn check_status(words: &str, expected: i32) {
+        assert_eq!(start_failure_status(words), expected, "{words}");
+    }
+
+    #[test]
+    fn start_failures_get_dockers_statuses() {
+        let runc = |msg: &str| format!("runc run failed: unable to start container process: {msg}");
+        check_status(
+            &runc(r#"exec: "nosuchcmd": executable file not found in $PATH"#),
+            127,
+        );
+        check_status(
+            &runc(r#"exec: "/no/such": stat /no/such: no such file or directory"#),
+            127,
+        );
+        check_status(&runc(r#"exec: "/etc/passwd": permission denied"#), 126);
+        check_status(&runc(r#"exec: "/bin": is a directory"#), 126);
+        check_status(&runc("error during container init: cgroup"), 125);
+        check_status("", 125);
     }
 }

@@ -20,6 +20,10 @@ pub struct RunState {
     pub started_at: String,
     pub finished_at: Option<String>,
     pub exit_code: Option<i32>,
+    /// Why the runtime could not start the container (then `pid` is 0 and
+    /// `exit_code` is Docker's status for it: 127, 126 or 125).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The state at `path`; None if the container never started.
@@ -78,8 +82,20 @@ mod tests {
             started_at: "a".into(),
             finished_at: Some("b".into()),
             exit_code: Some(7),
+            error: None,
         };
         write(&p, &s).unwrap();
-        assert_eq!(read(&p).unwrap(), Some(s));
+        assert_eq!(read(&p).unwrap(), Some(s.clone()));
+        // A failed start's words, and a state written before they were.
+        let failed = RunState {
+            pid: 0,
+            exit_code: Some(127),
+            error: Some("exec: \"x\": executable file not found".into()),
+            ..s
+        };
+        write(&p, &failed).unwrap();
+        assert_eq!(read(&p).unwrap(), Some(failed));
+        std::fs::write(&p, r#"{"running":false,"monitor_pid":1,"monitor_start":2,"pid":3,"started_at":"a","finished_at":null,"exit_code":0}"#).unwrap();
+        assert_eq!(read(&p).unwrap().unwrap().error, None);
     }
 }

@@ -724,6 +724,45 @@ fn run_fails_with_dockers_statuses_and_leaves_nothing() {
     assert_eq!(s.ok(&["ps", "-a", "-q"]), "");
 }
 
+/// A run whose command cannot start leaves (without `--rm`) a Created
+/// container, as Docker's: `ps` says Created, inspect has the status and
+/// the runtime's words, `wait` gives the status, and a later `start` fails
+/// the same way.
+#[test]
+fn a_failed_start_leaves_a_created_container() {
+    let s = Strata::new();
+    image(&s, "app");
+    let before = s.state();
+    for (name, detach) in [("att", &[][..]), ("det", &["-d"][..])] {
+        let mut args = vec!["run", "--name", name];
+        args.extend(detach);
+        args.extend(["app", "nosuchcmd"]);
+        let out = s.run(&args);
+        assert_eq!(out.status.code(), Some(127), "{args:?}");
+        let filter = format!("name={name}");
+        assert_eq!(
+            s.ok(&["ps", "-a", "--filter", &filter, "--format", "{{.Status}}"]),
+            "Created\n"
+        );
+        let state = "{{.State.Status}} {{.State.ExitCode}} {{.State.Error}}";
+        let inspected = s.ok(&["inspect", "-f", state, name]);
+        assert!(
+            inspected.starts_with("created 127 ")
+                && inspected.contains("executable file not found"),
+            "{inspected}"
+        );
+        assert_eq!(s.ok(&["wait", name]), "127\n");
+        let again = s.fails(&["start", name]);
+        assert!(again.contains("executable file not found"), "{again}");
+        assert!(
+            s.ok(&["inspect", "-f", state, name])
+                .starts_with("created 127 ")
+        );
+        s.ok(&["rm", "-v", name]);
+    }
+    assert_eq!(s.state(), before);
+}
+
 /// Docker's answers where they are easy to get wrong: nested mounts,
 /// tmpfs flags, the host network's hostname, `wait` on a container never
 /// started, `volume rm -f` of a missing volume.
