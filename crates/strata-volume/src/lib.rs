@@ -430,12 +430,15 @@ impl Volumes {
     }
 
     /// `volume prune`: unused anonymous volumes (`all`: unused named ones
-    /// too). Returns the names removed and the bytes freed.
+    /// too). Returns the names removed and the bytes freed. As Docker's,
+    /// only the local driver's volumes made without options: a plugin's
+    /// volumes are its own, and one that mounts from elsewhere (`type`,
+    /// `device`) would free nothing here.
     pub fn prune(&self, all: bool) -> Result<(Vec<String>, u64)> {
         let mut removed = Vec::new();
         let mut freed = 0;
-        for v in self.list(&[Filter::Dangling(true)])? {
-            if !(all || v.anonymous) {
+        for v in self.list(&[Filter::Dangling(true), Filter::Driver(LOCAL.to_owned())])? {
+            if !(all || v.anonymous) || !v.options.is_empty() {
                 continue;
             }
             let bytes = self.size(&v).unwrap_or(0);

@@ -151,6 +151,10 @@ fn mount_types_are_made_on_first_use_and_undone_on_last() {
     assert!(mounted(&data), "unmounted while another container uses it");
     s.ok(&["rm", "-f", b.trim()]);
     assert!(!mounted(&data), "still mounted after the last container");
+    // Prune leaves volumes made with options, as Docker's does.
+    s.ok(&["volume", "create", "plain"]);
+    s.ok(&["volume", "prune", "-a", "-f"]);
+    assert_eq!(s.ok(&["volume", "ls", "-q"]), "bv\ntv\n");
 
     // Bad options: a clear error, and no volume.
     let before = s.state();
@@ -264,6 +268,8 @@ fn plugin_volumes_through_every_way_of_naming_a_driver() {
     assert!(err.contains("in use"), "{err}");
     s.ok(&["rm", "-f", c.trim()]);
 
+    // Prune leaves a plugin's volumes alone, as Docker's does.
+    s.ok(&["volume", "prune", "-a", "-f"]);
     s.ok(&["volume", "rm", "pv"]);
     assert_eq!(p.store.ok(&["volume", "ls", "-q"]), "pv2\npv3\ntheirs\n");
 }
