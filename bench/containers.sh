@@ -81,8 +81,11 @@ hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$OUT/run.json" \
 
 # Back to back, runc runs with its caches as warm as they get; anything
 # run just before it (here: a pause, as between a user's commands) costs it
-# 5-10 ms on this VM. The same pause before every run of both compares them
-# from the same state.
+# 5-10 ms on this VM: on cgroup v1 without `favordynmods`, runc's move of
+# its init into the container's cgroups waits for an RCU grace period
+# unless another such move happened in the last 15 ms or so (bench/
+# RESULTS.md, issue 3, stop 25). The same pause before every run of both
+# compares them from the same state.
 echo "== run --rm (busybox, true), 50 ms pause before each run"
 hyperfine -N --warmup 3 --runs "$RUNS" --prepare "sleep 0.05" --export-json "$OUT/run-paused.json" \
   "${floors[@]}" \
