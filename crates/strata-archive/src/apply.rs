@@ -875,6 +875,8 @@ impl<W: Write> Applier<'_, W> {
             }
             if below.is_some() {
                 fsops::mknod_whiteout(dir.fd.as_fd(), hidden).map_err(io_err("create whiteout"))?;
+                // A cached parent may have been resolved through what it hides.
+                self.parent = None;
             }
         } else if st.is_some() {
             self.remove(dir.fd.as_fd(), hidden, &dir.real)?;
@@ -902,6 +904,8 @@ impl<W: Write> Applier<'_, W> {
                     source,
                 }
             })?;
+            // A cached parent may have been resolved through what it hides.
+            self.parent = None;
         }
         Ok(())
     }

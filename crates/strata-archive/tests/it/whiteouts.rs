@@ -125,6 +125,38 @@ fn opaque_directories_keep_this_layers_entries() {
     ]);
 }
 
+/// An entry under a lower symlink (`lib -> usr/lib`) lands where it points;
+/// once the layer whites the symlink out, the next entry under `lib` makes
+/// a real directory, not another write through what is hidden.
+#[test]
+fn entries_after_a_whiteout_never_go_through_what_it_hides() {
+    let s = check_same(&[
+        base(),
+        tar_of(&[
+            E::File("lib/through", b"1"),
+            E::File(".wh.lib", b""),
+            E::File("lib/after", b"2"),
+        ]),
+    ]);
+    let top = s.trees.last().unwrap();
+    assert!(top.join("usr/lib/through").exists());
+    assert!(top.join("lib").is_dir() && top.join("lib/after").exists());
+    assert!(!top.join("usr/lib/after").exists());
+    // The same through an opaque directory that hides the symlink.
+    check_same(&[
+        base(),
+        tar_of(&[
+            E::Dir("var/lib/sub/"),
+            E::Symlink("var/lib/sub/link", "/usr/lib"),
+        ]),
+        tar_of(&[
+            E::File("var/lib/sub/link/through", b"1"),
+            E::File("var/lib/sub/.wh..wh..opq", b""),
+            E::File("var/lib/sub/link/after", b"2"),
+        ]),
+    ]);
+}
+
 #[test]
 fn a_whiteout_never_hides_its_own_layer() {
     let s = check_same(&[
