@@ -62,6 +62,15 @@ pub fn open_making_folders(root: &Path, sub: &str, flags: OFlags) -> io::Result<
     open_in_root(root.as_fd(), walked.as_bytes(), OFlags::PATH | flags)
 }
 
+/// Bind-mounts what `source` (an open file descriptor) is on `target`:
+/// through the descriptor, so what was checked is what gets mounted even
+/// if the path is swapped meanwhile.
+pub fn bind_fd(source: BorrowedFd, target: &Path) -> io::Result<()> {
+    let through = format!("/proc/self/fd/{}", source.as_raw_fd());
+    rustix::mount::mount_bind(through.as_str(), target)?;
+    Ok(())
+}
+
 /// Opens `rel` strictly beneath `root`, following no symlinks at all: for
 /// paths we recorded ourselves as real paths.
 pub fn open_beneath(root: BorrowedFd, rel: &[u8], flags: OFlags) -> io::Result<OwnedFd> {

@@ -9,7 +9,7 @@
 //! they are unmounted. One left by a killed `strata` is unmounted by the
 //! next start or removal of the container.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::OFlags;
@@ -42,8 +42,7 @@ impl Subpaths {
             .map_err(io_at(data.join(sub)))?;
         let at = self.dir.join(self.mounted.len().to_string());
         std::fs::create_dir_all(&at).map_err(io_at(&at))?;
-        let through = format!("/proc/self/fd/{}", fd.as_raw_fd());
-        rustix::mount::mount_bind(through.as_str(), &at).map_err(|e| io_at(&at)(e.into()))?;
+        fsops::bind_fd(fd.as_fd(), &at).map_err(io_at(&at))?;
         self.mounted.push(at.clone());
         Ok(at)
     }

@@ -1,11 +1,11 @@
 //! The mount work behind pod volumes: what is mounted where (from
-//! `/proc/self/mountinfo`), tmpfs for memory-backed emptyDirs, bind mounts
-//! of subPaths, unmounting, and opening a subPath inside its volume
-//! without letting a symlink lead out of it.
+//! `/proc/self/mountinfo`), tmpfs for memory-backed emptyDirs, mount
+//! points for subPaths, unmounting. A subPath is opened inside its volume
+//! and bound through its fd by `strata_archive::fsops`.
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use rustix::io::Errno;
@@ -78,15 +78,6 @@ pub fn mount_tmpfs(target: &Path, size: Option<u64>) -> io::Result<()> {
         MountFlags::NOSUID | MountFlags::NODEV,
         data.as_deref(),
     )?;
-    Ok(())
-}
-
-/// Bind-mounts what `source` (an open file descriptor) is on `target`:
-/// through the descriptor, so what was checked is what gets mounted even
-/// if the path is swapped meanwhile.
-pub fn bind_fd(source: &OwnedFd, target: &Path) -> io::Result<()> {
-    let through = format!("/proc/self/fd/{}", source.as_raw_fd());
-    rustix::mount::mount_bind(through.as_str(), target)?;
     Ok(())
 }
 

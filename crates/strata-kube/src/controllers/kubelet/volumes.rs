@@ -15,6 +15,7 @@
 //! may still be mounted.
 
 use std::collections::BTreeMap;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{
@@ -445,7 +446,7 @@ impl VolumeManager {
                     .map_err(|e| e.to_string())?;
             mounts::make_target_for(&source, &target)
                 .map_err(|e| format!("{}: {e}", target.display()))?;
-            mounts::bind_fd(&source, &target)
+            strata_archive::fsops::bind_fd(source.as_fd(), &target)
                 .map_err(|e| format!("binding it at {}: {e}", target.display()))?;
         }
         Ok(target)
