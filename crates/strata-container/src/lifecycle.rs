@@ -3,7 +3,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use strata_runtime::{Runc, Runtime, bundle, state};
+use strata_runtime::{Runc, Runtime, bundle};
 use strata_snapshot::SnapshotError;
 use strata_store::meta::containers as meta;
 
@@ -69,9 +69,7 @@ impl Containers<'_> {
     /// status of its failed start).
     pub fn wait(&self, s: &str) -> Result<i32> {
         let c = self.get(s)?;
-        let run = state::read(&self.state_file(c.id()))?;
-        let code = run.as_ref().and_then(|r| r.exit_code).unwrap_or(0);
-        if self.status_from(&c, run)? == Status::Created {
+        if let (Status::Created, code, _) = self.status_noted(&c)? {
             return Ok(code);
         }
         Ok(self.wait_exit(&c, None)?.expect("no timeout"))

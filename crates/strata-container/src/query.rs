@@ -75,6 +75,23 @@ impl Containers<'_> {
         self.status_from(c, state::read(&self.state_file(c.id()))?)
     }
 
+    /// The status, with what the state file notes of the last start: its
+    /// exit code (0 if none) and why it could not start ("" if it could).
+    /// A failed start leaves the container Created, with both.
+    pub(crate) fn status_noted(&self, c: &Container) -> Result<(Status, i32, String)> {
+        let run = state::read(&self.state_file(c.id()))?;
+        let (code, error) = run
+            .as_ref()
+            .map(|r| {
+                (
+                    r.exit_code.unwrap_or(0),
+                    r.error.clone().unwrap_or_default(),
+                )
+            })
+            .unwrap_or_default();
+        Ok((self.status_from(c, run)?, code, error))
+    }
+
     /// The status a read of the state file gives.
     pub(crate) fn status_from(&self, c: &Container, s: Option<RunState>) -> Result<Status> {
         let Some(s) = s else {
@@ -122,18 +139,7 @@ impl Containers<'_> {
     /// `inspect`, in Docker's shape (the fields people script against).
     pub fn inspect(&self, s: &str) -> Result<Value> {
         let c = self.get(s)?;
-        let run = state::read(&self.state_file(c.id()))?;
-        // A failed start leaves it Created, with Docker's status and why.
-        let (failed_code, error) = run
-            .as_ref()
-            .map(|r| {
-                (
-                    r.exit_code.unwrap_or(0),
-                    r.error.clone().unwrap_or_default(),
-                )
-            })
-            .unwrap_or_default();
-        let status = self.status_from(&c, run)?;
+        let (status, failed_code, error) = self.status_noted(&c)?;
         let (started, finished, code, pid) = match &status {
             Status::Created => (None, None, failed_code, 0),
             Status::Running { started_at, pid } => (Some(started_at.clone()), None, 0, *pid),
