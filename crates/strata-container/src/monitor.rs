@@ -150,16 +150,27 @@ pub fn watch(root: &Path) -> Option<(MonitorRequest, Watched)> {
     let req = channel.read_request()?;
     let watched = watch_one(root, &req, channel);
     if !watched.cleanup_is_ours {
-        // The starter tidied up and returned; the deletes are ours. Our
-        // copy of its stdout goes first: a `$(strata run …)` or a pipe
-        // reads until every copy is closed, and must not wait for them.
+        // The starter tidied up and returned; the fsync and the deletes
+        // are ours. Our copy of its stdout goes first: a `$(strata run …)`
+        // or a pipe reads until every copy is closed, and must not wait.
         let _ = crate::start::stdio_to_null();
-        let trash = strata_store::Layout::new(root).trash();
-        if let Err(e) = strata_store::trash::Trash::new(&trash).empty() {
-            tracing::warn!("{}: {e}", trash.display());
-        }
+        finish_tail(&strata_store::Layout::new(root));
     }
     Some((req, watched))
+}
+
+/// What the starter left to us ([`strata_image::Store::defer_tail`]):
+/// its removal's commits made durable, and only then the folders it put
+/// in the trash deleted. A failure leaves the trash to the next writer.
+fn finish_tail(layout: &strata_store::Layout) {
+    if let Err(e) = strata_store::meta::sync_log(&layout.db()) {
+        tracing::warn!("{}: {e}", layout.db().display());
+        return;
+    }
+    let trash = layout.trash();
+    if let Err(e) = strata_store::trash::Trash::new(&trash).empty() {
+        tracing::warn!("{}: {e}", trash.display());
+    }
 }
 
 fn watch_one(root: &Path, req: &MonitorRequest, mut channel: Channel) -> Watched {

@@ -296,11 +296,13 @@ impl Containers<'_> {
                         true => None,
                         false => Some(self.start_failed(&self.get(&a.id)?, None)),
                     };
+                    // The monitor, told below, syncs the removal's
+                    // commits and then deletes what it put in the trash,
+                    // while we return.
+                    self.store.db().leave_sync();
                     self.cleanup(&a.id)?;
                     if a.channel.cleaned() {
-                        // It deletes what the removal put in the trash,
-                        // while we return.
-                        self.store.defer_trash();
+                        self.store.defer_tail();
                     }
                     // It exits as soon as it reads that; no need to wait.
                     return failed.map_or(Ok(code), Err);

@@ -51,7 +51,7 @@ pub struct Store {
     /// Layers this handle stored; those no image uses when it is dropped
     /// were left by a failed command.
     stored_layers: RefCell<Vec<Digest>>,
-    /// Another process empties the trash after this one ([`Store::defer_trash`]).
+    /// Another process empties the trash after this one ([`Store::defer_tail`]).
     trash_deferred: Cell<bool>,
 }
 
@@ -134,10 +134,12 @@ impl Store {
         Trash::new(&self.layout.trash())
     }
 
-    /// Leaves emptying the trash to a process that outlives this handle
-    /// (a container's monitor), so this command returns without waiting
-    /// for the deletes.
-    pub fn defer_trash(&self) {
+    /// Leaves the tail of this handle's work to a process that outlives
+    /// it (a container's monitor): syncing the log of the batches that
+    /// left their sync ([`Db::leave_sync`]), then emptying the trash. So
+    /// this command returns without waiting for the disk.
+    pub fn defer_tail(&self) {
+        self.db.sync_handed_over();
         self.trash_deferred.set(true);
     }
 
@@ -249,6 +251,12 @@ impl Drop for Store {
                 false
             }
         };
+        // What the trash holds is deleted only once the commits that let
+        // it go are durable.
+        if let Err(e) = self.db.sync_pending() {
+            tracing::warn!("{e}");
+            return;
+        }
         let writer = self.lock.borrow().held().is_some();
         if writer
             && !self.trash_deferred.get()

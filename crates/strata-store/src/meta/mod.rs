@@ -3,8 +3,10 @@
 //!
 //! WAL mode with a busy timeout makes it safe for several `strata` processes
 //! at once; `synchronous=FULL` makes every acknowledged change durable, and
-//! [`Db::batch`] lets one operation's several commits share one fsync. The
-//! WAL is not checkpointed when a connection closes (see [`Db::open`]). Every
+//! [`Db::batch`] lets one operation's several commits share one fsync, which
+//! [`Db::leave_sync`] can leave to another process (a container's monitor,
+//! after `run --rm`). The WAL is not checkpointed when a connection closes
+//! (see [`Db::open`]). Every
 //! change that spans rows happens in one transaction, taken IMMEDIATE so two
 //! writers queue instead of failing on lock upgrade.
 
@@ -96,6 +98,10 @@ pub struct Db {
     path: PathBuf,
     /// Inside a [`Db::batch`] (an inner one joins the outer).
     in_batch: Cell<bool>,
+    /// Batches leave their fsync pending ([`Db::leave_sync`]).
+    sync_left: Cell<bool>,
+    /// A batch committed since the log was last synced.
+    unsynced: Cell<bool>,
 }
 
 impl Db {
@@ -145,6 +151,8 @@ impl Db {
             conn: RefCell::new(conn),
             path: path.to_owned(),
             in_batch: Cell::new(false),
+            sync_left: Cell::new(false),
+            unsynced: Cell::new(false),
         };
         db.migrate()?;
         if new_wal {
@@ -206,9 +214,10 @@ impl Db {
     }
 
     /// Runs `f`, whose write transactions commit without waiting for the
-    /// disk, then makes them all durable with one fsync of the log: an
-    /// operation that commits several times (make a snapshot, then record
-    /// the container) pays for one. A crash before that fsync may lose
+    /// disk, then makes them all durable with one fsync of the log (unless
+    /// it is left to another process: [`Db::leave_sync`]): an operation
+    /// that commits several times (make a snapshot, then record the
+    /// container) pays for one. A crash before that fsync may lose
     /// the batch's last commits, never an earlier one without a later (the
     /// log replays as a prefix), and leaves a state that a killed process
     /// leaves too, which the store's recovery already repairs. Batches nest.
@@ -221,10 +230,36 @@ impl Db {
         self.set_synchronous("NORMAL")?;
         let open = OpenBatch::begin(self);
         let result = f();
-        let synced = open.close().and_then(|()| self.sync_log());
+        let synced = open.close().and_then(|()| self.end_batch());
         let value = result?;
         synced?;
         Ok(value)
+    }
+
+    /// A batch's fsync: now, or pending if it is left ([`Db::leave_sync`]).
+    fn end_batch(&self) -> Result<(), MetaError> {
+        if self.sync_left.get() {
+            self.unsynced.set(true);
+            return Ok(());
+        }
+        self.sync_log()
+    }
+
+    /// From now on, batches end without their fsync: a process that
+    /// outlives this one takes it over ([`Db::sync_handed_over`]), so a
+    /// command returns without waiting for the disk. Unless it does, the
+    /// connection syncs the log when it closes. What a batch committed is
+    /// seen by every process at once either way; only a crash of the
+    /// machine before the sync can lose it, which leaves what a crash
+    /// inside a batch leaves (see [`Db::batch`]).
+    pub fn leave_sync(&self) {
+        self.sync_left.set(true);
+    }
+
+    /// Another process syncs the log after this one's last commit (with
+    /// [`sync_log`]), before it acts on them (deletes what they let go).
+    pub fn sync_handed_over(&self) {
+        self.unsynced.set(false);
     }
 
     fn set_synchronous(&self, level: &str) -> Result<(), MetaError> {
@@ -234,15 +269,17 @@ impl Db {
             .map_err(|e| self.sqlite_error(e))
     }
 
-    /// Makes every commit in the log durable (none is lost if it is gone:
-    /// a checkpoint moved them into the database, which it synced).
-    fn sync_log(&self) -> Result<(), MetaError> {
-        let wal = wal_path(&self.path);
-        match std::fs::File::open(&wal) {
-            Ok(f) => f.sync_data().map_err(|e| self.io_error(&wal, e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(self.io_error(&wal, e)),
+    /// Syncs the log if a batch left its sync and nobody took it over.
+    pub fn sync_pending(&self) -> Result<(), MetaError> {
+        match self.unsynced.get() {
+            true => self.sync_log(),
+            false => Ok(()),
         }
+    }
+
+    fn sync_log(&self) -> Result<(), MetaError> {
+        self.unsynced.set(false);
+        sync_log(&self.path).map_err(|e| self.io_error(&wal_path(&self.path), e))
     }
 
     /// Runs `f` in a read transaction: one consistent view across queries.
@@ -275,6 +312,25 @@ impl Db {
             path: self.path.clone(),
             source,
         }
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Err(e) = self.sync_pending() {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+/// Makes every commit in the log of the database at `db` durable (none is
+/// lost if the log is gone: a checkpoint moved them into the database,
+/// which it synced).
+pub fn sync_log(db: &Path) -> std::io::Result<()> {
+    match std::fs::File::open(wal_path(db)) {
+        Ok(f) => f.sync_data(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -449,6 +505,31 @@ mod tests {
         assert!(panicked.is_err());
         assert_eq!(synchronous(&db), full);
         drop(db);
+        assert_eq!(driver(&Db::open(&path).unwrap()).as_deref(), Some("vfs"));
+    }
+
+    #[test]
+    fn a_batch_can_leave_its_sync_to_whoever_takes_it_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strata.db");
+        let db = Db::open(&path).unwrap();
+        db.batch(|| set_driver(&db, "vfs")).unwrap();
+        assert!(!db.unsynced.get(), "a batch syncs at its end");
+        db.leave_sync();
+        db.batch(|| set_driver(&db, "overlay")).unwrap();
+        assert!(db.unsynced.get(), "its sync is left pending");
+        // Its commits are there for every process at once.
+        assert_eq!(
+            driver(&Db::open(&path).unwrap()).as_deref(),
+            Some("overlay")
+        );
+        db.sync_pending().unwrap();
+        assert!(!db.unsynced.get());
+        // Handed over to another process: this one no longer owes it.
+        db.batch(|| set_driver(&db, "vfs")).unwrap();
+        db.sync_handed_over();
+        assert!(!db.unsynced.get());
+        sync_log(&path).unwrap();
         assert_eq!(driver(&Db::open(&path).unwrap()).as_deref(), Some("vfs"));
     }
 }
