@@ -22,14 +22,7 @@ use commands::{build, container, csi, image, serve, system, volume};
 
 fn main() {
     let cli = Cli::parse_args();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.globals.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .without_time()
-        .with_target(false)
-        .init();
+    init_logging(&cli.globals.log_level);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let failed = match &cli.command {
@@ -41,6 +34,24 @@ fn main() {
     match exit_code(result, failed) {
         0 => {}
         code => std::process::exit(code),
+    }
+}
+
+/// Log lines on stderr at `level`: a level ("warn", the default) or
+/// `tracing` directives ("strata_csi=debug"). A plain level skips the
+/// directive parser, which costs every command a measurable part of its
+/// start.
+fn init_logging(level: &str) {
+    use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+    let fmt = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false);
+    match level.parse::<LevelFilter>() {
+        Ok(level) => fmt.with_max_level(level).init(),
+        Err(_) => fmt
+            .with_env_filter(EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("warn")))
+            .init(),
     }
 }
 

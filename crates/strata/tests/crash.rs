@@ -667,3 +667,36 @@ fn crash_importing() {
         assert_first_intact(&s, (&small.first_id, &small.first_tree), &what);
     }
 }
+
+// ---- What the tidy-up says, at each log level ----
+
+/// `--log-level` takes a level or `tracing` directives: the warning a
+/// write gives when it tidies up after a killed writer shows or not.
+#[test]
+fn the_tidy_up_warning_follows_the_log_level() {
+    fn check(level: &str, shown: bool) {
+        let s = Strata::with_driver(Some("vfs"));
+        let tar = s.path("bb.tar");
+        std::fs::write(&tar, Tar::new().file("f", b"x").build()).unwrap();
+        s.ok(&["import", tar.to_str().unwrap(), "bb"]);
+        // What a writer killed while making a snapshot leaves.
+        let half_made = s.root.join("vfs/snapshots/99.new");
+        std::fs::create_dir_all(&half_made).unwrap();
+        std::fs::write(s.root.join("writers/1-killed"), "").unwrap();
+        let out = s.run(&["--log-level", level, "tag", "bb", "bb:again"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{level}: {stderr}");
+        assert!(!half_made.exists(), "{level}: not tidied up");
+        assert_eq!(
+            stderr.contains("tidied up after an interrupted run"),
+            shown,
+            "{level}: {stderr}"
+        );
+    }
+    check("warn", true);
+    check("error", false);
+    check("strata_image=warn", true);
+    check("strata_image=error,warn", false);
+    // Not a level nor directives: the default.
+    check("no==such", true);
+}
