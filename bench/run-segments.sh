@@ -2,10 +2,12 @@
 # Where one `strata run --rm IMG true` spends its time, from the scheduler's
 # exec, fork and exit events of every process (perf), beside raw runc run
 # the same way: Strata's own segments (its start to the monitor's fork;
-# the fork to runc's exec, which is store, create, mount, bundle and the
-# hand-off; runc's exit to Strata's exit) and runc's run under each. On this
-# VM whole-command ratios swing with runc's own time (bench/RESULTS.md,
-# issue 3); these segments show what is Strata's.
+# the fork to runc's exec, which the monitor starts early; runc's exit to
+# Strata's exit), runc's run under each (with the wait at the bundle's gate
+# while the starter makes the container, in runc exec -> runc init), and
+# what Strata adds in all. On this VM whole-command ratios swing with
+# runc's own time (bench/RESULTS.md, issue 3); these segments show what is
+# Strata's.
 #
 # Usage: bench/run-segments.sh   (as root, with perf; ~1 min after settling)
 # Knobs: RUNS=100  PAUSE=0 (seconds of sleep before each run)

@@ -17,6 +17,9 @@ use crate::{
 /// What `create` and `run` were asked for.
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
+    /// The ID to give it (`run`'s, chosen before its runtime started
+    /// early); else a new one.
+    pub id: Option<String>,
     pub image: String,
     pub name: Option<String>,
     /// Arguments after the image: they replace the image's CMD.
@@ -136,7 +139,10 @@ impl Containers<'_> {
         let (image_id, _) = self.store.resolve(&opts.image)?;
         let (raw, _) = self.store.config(&image_id)?;
         let image = ImageDefaults::from_config(raw.get("config"));
-        let id = strata_store::fsutil::random_hex(32);
+        let id = opts
+            .id
+            .clone()
+            .unwrap_or_else(|| strata_store::fsutil::random_hex(32));
         let name = self.choose_name(opts.name.as_deref())?;
         let args = command(opts, &image)?;
         let network = match opts.network.as_deref().unwrap_or("none") {
@@ -550,6 +556,7 @@ mod tests {
         want: Option<&[&str]>,
     ) {
         let opts = CreateOptions {
+            id: None,
             entrypoint: entrypoint.map(String::from),
             command: command.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
@@ -580,6 +587,7 @@ mod tests {
             ..Default::default()
         };
         let opts = CreateOptions {
+            id: None,
             env: vec![
                 "A=2".into(),
                 "B=x=y".into(),

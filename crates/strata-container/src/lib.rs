@@ -36,7 +36,7 @@ use strata_volume::Volumes;
 pub use config::{ContainerConfig, MountKind, MountPoint};
 pub use create::CreateOptions;
 pub use lifecycle::ExecOptions;
-pub use monitor::MonitorRequest;
+pub use monitor::{Launch, MonitorRequest};
 pub use query::{Change, ChangeKind, Status, Summary};
 pub use start::{Attached, Monitor, Started};
 
@@ -193,7 +193,9 @@ impl<'s> Containers<'s> {
         if let Ok(entries) = std::fs::read_dir(&self.dir) {
             for entry in entries.flatten() {
                 let id = entry.file_name().to_string_lossy().into_owned();
-                if known.contains(&id) {
+                // A folder whose runtime waits at its gate is a `run`
+                // whose record is not written yet.
+                if known.contains(&id) || strata_runtime::gate::Gate::held(&entry.path()) {
                     continue;
                 }
                 if repair {

@@ -4,9 +4,11 @@
 //! A start takes two processes. The `strata` that starts a container (the
 //! starter) launches the monitor first, so its start-up overlaps the
 //! starter's own work: `run` forks itself ([`crate::Monitor::fork`]), `start`
-//! executes `strata container-monitor` ([`crate::Monitor::spawn`]). Then the
-//! starter mounts the root filesystem
-//! and writes the bundle (see [`Containers::start`]) and sends the monitor a
+//! executes `strata container-monitor` ([`crate::Monitor::spawn`]). `run`'s
+//! monitor also starts the runtime at once, at a gate in the bundle
+//! ([`Launch`], [`strata_runtime::gate`]), and the config the starter sends
+//! lets it in. Then the starter mounts the root filesystem and writes the
+//! bundle (see [`Containers::start`]) and sends the monitor a
 //! [`MonitorRequest`] on a channel, a socket at [`CHANNEL_FD`]. The monitor
 //! runs the bundle through the runtime without opening the store, and
 //! reports on the same channel: `started` once the container runs, then
@@ -26,7 +28,9 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use strata_runtime::Runc;
-use strata_runtime::monitor::{Plan, Stdio3};
+use strata_runtime::gate::Gate;
+use strata_runtime::monitor::{Early, Plan, Stdio3};
+use strata_store::lock::{LockMode, StoreLock};
 
 use crate::{ContainerError, Containers, Result, bundle_dir, containers_dir, log_file, state_file};
 
@@ -41,6 +45,40 @@ pub struct MonitorRequest {
     /// The OCI runtime (`runc`, or a path).
     pub runtime: PathBuf,
     pub stdio: Stdio3,
+    /// The bundle's config, when it is the monitor's to pass on: its
+    /// runtime started early, at a gate ([`Launch`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+}
+
+/// What `run` knows before it opens the store: enough for its monitor to
+/// start the runtime at once, at a gate in the bundle
+/// ([`strata_runtime::gate`]), while the starter makes the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    /// The ID the container will have.
+    pub id: String,
+    pub runtime: PathBuf,
+    pub stdio: Stdio3,
+}
+
+impl Launch {
+    pub fn new(runtime: PathBuf, stdio: Stdio3) -> Launch {
+        Launch {
+            id: strata_store::fsutil::random_hex(32),
+            runtime,
+            stdio,
+        }
+    }
+
+    /// What a launch for `req` would have been.
+    pub(crate) fn of(req: &MonitorRequest) -> Launch {
+        Launch {
+            id: req.id.clone(),
+            runtime: req.runtime.clone(),
+            stdio: req.stdio,
+        }
+    }
 }
 
 /// What the monitor tells the starter.
@@ -144,11 +182,28 @@ pub struct Watched {
 
 /// The monitor's work: waits for the starter's request, then runs the
 /// bundle it wrote under `root` to its end, telling the starter how it
-/// goes. None when the starter gave up before asking.
-pub fn watch(root: &Path) -> Option<(MonitorRequest, Watched)> {
+/// goes. With a `launch`, the runtime starts first, at a gate. None when
+/// the starter gave up before asking.
+pub fn watch(root: &Path, launch: Option<&Launch>) -> Option<(MonitorRequest, Watched)> {
     let mut channel = inherited_channel()?;
-    let req = channel.read_request()?;
-    let watched = watch_one(root, &req, channel);
+    let early = launch.and_then(|l| start_early(root, l).map(|e| (l, e)));
+    let Some(req) = channel.read_request() else {
+        if let Some((launch, early)) = early {
+            early.abandon();
+            // Only if the starter made nothing in it: no container.
+            let _ = std::fs::remove_dir(bundle_dir(&containers_dir(root), &launch.id));
+        }
+        return None;
+    };
+    let early = match early {
+        Some((launch, early)) if *launch == Launch::of(&req) && req.config.is_some() => Some(early),
+        Some((_, early)) => {
+            early.abandon();
+            None
+        }
+        None => None,
+    };
+    let watched = watch_one(root, &req, channel, early);
     if !watched.cleanup_is_ours {
         // The starter tidied up and returned; the fsync and the deletes
         // are ours. Our copy of its stdout goes first: a `$(strata run …)`
@@ -157,6 +212,41 @@ pub fn watch(root: &Path) -> Option<(MonitorRequest, Watched)> {
         finish_tail(&strata_store::Layout::new(root));
     }
     Some((req, watched))
+}
+
+/// Starts the runtime for `launch` at a gate in its bundle, so its own
+/// start-up runs while the starter makes the container. None if that
+/// fails: the starter's config is then written plainly, and the runtime
+/// started on it.
+fn start_early(root: &Path, launch: &Launch) -> Option<Early> {
+    let bundle = bundle_dir(&containers_dir(root), &launch.id);
+    let gate = || -> std::io::Result<Gate> {
+        // Until the gate is there, the folder looks like a crashed
+        // create's: the lock, held shared, keeps a repair away meanwhile.
+        let mut lock = StoreLock::open(&strata_store::Layout::new(root).lock())?;
+        lock.acquire(LockMode::Shared, || {})?;
+        std::fs::create_dir_all(&bundle)?;
+        Gate::new(&bundle)
+    };
+    let started = gate().map_err(crate::io_at(&bundle)).and_then(|gate| {
+        let runtime = Runc::new(&launch.runtime);
+        Ok(Early::start(
+            &runtime,
+            &launch.id,
+            &bundle,
+            launch.stdio,
+            gate,
+        )?)
+    });
+    match started {
+        Ok(early) => Some(early),
+        Err(e) => {
+            tracing::debug!("starting the runtime early: {e}");
+            // Ours, unless the starter has begun to fill it.
+            let _ = std::fs::remove_dir(&bundle);
+            None
+        }
+    }
 }
 
 /// What the starter left to us ([`strata_image::Store::defer_tail`]):
@@ -173,24 +263,31 @@ fn finish_tail(layout: &strata_store::Layout) {
     }
 }
 
-fn watch_one(root: &Path, req: &MonitorRequest, mut channel: Channel) -> Watched {
+fn watch_one(
+    root: &Path,
+    req: &MonitorRequest,
+    mut channel: Channel,
+    early: Option<Early>,
+) -> Watched {
     let bundle = bundle_dir(&containers_dir(root), &req.id);
     let runtime = Runc::new(&req.runtime);
     let mut started = channel.writer.try_clone().ok();
-    let code = strata_runtime::monitor::run(Plan {
-        runtime: &runtime,
-        id: &req.id,
-        bundle: &bundle,
-        log: &log_file(&bundle),
-        state: &state_file(&bundle),
-        stdio: req.stdio,
-        on_start: Box::new(move || {
-            if let Some(w) = started.as_mut() {
-                let _ = w.write_all(Report::Started.line().as_bytes());
-            }
-        }),
-    })
-    .map_err(ContainerError::from);
+    let code = plan_early(&bundle, req, early).and_then(|early| {
+        Ok(strata_runtime::monitor::run(Plan {
+            runtime: &runtime,
+            id: &req.id,
+            bundle: &bundle,
+            log: &log_file(&bundle),
+            state: &state_file(&bundle),
+            stdio: req.stdio,
+            early,
+            on_start: Box::new(move || {
+                if let Some(w) = started.as_mut() {
+                    let _ = w.write_all(Report::Started.line().as_bytes());
+                }
+            }),
+        })?)
+    });
     let report = match &code {
         Ok(code) => Report::Exited(*code),
         Err(e) => Report::Failed(e.to_string()),
@@ -200,6 +297,25 @@ fn watch_one(root: &Path, req: &MonitorRequest, mut channel: Channel) -> Watched
         code,
         cleanup_is_ours: !cleaned,
     }
+}
+
+/// The early runtime and the config the starter sent for it; without
+/// one, that config is written into the bundle for the runtime to start on.
+fn plan_early(
+    bundle: &Path,
+    req: &MonitorRequest,
+    early: Option<Early>,
+) -> Result<Option<(Early, Vec<u8>)>> {
+    let Some(config) = &req.config else {
+        return Ok(None);
+    };
+    let config = config.as_bytes().to_vec();
+    if let Some(early) = early {
+        return Ok(Some((early, config)));
+    }
+    let path = bundle.join(strata_runtime::gate::CONFIG);
+    strata_store::fsutil::write_replace(&path, &config).map_err(crate::io_at(&path))?;
+    Ok(None)
 }
 
 /// The channel the starter put at [`CHANNEL_FD`].
@@ -278,7 +394,7 @@ mod tests {
     fn a_request_crosses_the_channel_and_a_closed_one_asks_nothing() {
         let (mut starter, theirs) = Channel::pair().unwrap();
         let mut monitor = Channel::new(theirs).unwrap();
-        let request = MonitorRequest {
+        let request = |config: Option<&str>| MonitorRequest {
             id: "abc".into(),
             runtime: PathBuf::from("/usr/sbin/runc"),
             stdio: Stdio3 {
@@ -286,9 +402,14 @@ mod tests {
                 interactive: false,
                 attached: true,
             },
+            config: config.map(String::from),
         };
-        assert!(starter.request(&request));
-        assert_eq!(monitor.read_request(), Some(request));
+        // A config for an early runtime, even one of several lines, is
+        // still one line of the channel.
+        for r in [request(None), request(Some("{\"ociVersion\":\n\"1.0.2\"}"))] {
+            assert!(starter.request(&r));
+            assert_eq!(monitor.read_request(), Some(r));
+        }
         drop(starter);
         assert_eq!(monitor.read_request(), None);
     }

@@ -16,7 +16,7 @@ use strata_snapshot::mount;
 use strata_volume::Caller;
 
 use crate::config::MountKind;
-use crate::monitor::{CHANNEL_FD, Channel, MonitorRequest, Report};
+use crate::monitor::{CHANNEL_FD, Channel, Launch, MonitorRequest, Report};
 use crate::subpath::Subpaths;
 use crate::{Container, ContainerError, Containers, Result, io_at, snapshot_key};
 
@@ -38,6 +38,8 @@ pub struct Monitor {
     /// The process and our end of its channel, until a start uses them.
     unused: Option<(MonitorProcess, Channel)>,
     attached: bool,
+    /// What it started early, for `run` (see [`Launch`]).
+    launch: Option<Launch>,
 }
 
 impl Monitor {
@@ -66,12 +68,14 @@ impl Monitor {
         Ok(Monitor {
             unused: Some((MonitorProcess(child.id() as i32), channel)),
             attached,
+            launch: None,
         })
     }
 
-    /// Forks this process to be the monitor: the child puts its end of
-    /// the channel at [`CHANNEL_FD`], runs `body` (which reads it, as
-    /// `strata container-monitor` does) and exits with what it returns.
+    /// Forks this process to be `run`'s monitor: the child puts its end
+    /// of the channel at [`CHANNEL_FD`], runs `body` (which starts the
+    /// runtime for `launch` and reads the channel, as
+    /// [`crate::monitor::watch`] does) and exits with what it returns.
     /// Saves the exec and start-up of a second `strata`, about 2 ms of CPU
     /// in every `run`.
     ///
@@ -79,7 +83,8 @@ impl Monitor {
     /// The calling process must have one thread (the child gets only the
     /// caller's) and nothing open that a copy must not use or close, such
     /// as a database connection.
-    pub unsafe fn fork(body: impl FnOnce() -> i32, attached: bool) -> Result<Monitor> {
+    pub unsafe fn fork(body: impl FnOnce() -> i32, launch: &Launch) -> Result<Monitor> {
+        let attached = launch.stdio.attached;
         debug_assert_eq!(threads(), Some(1), "Monitor::fork needs one thread");
         let (channel, theirs) = Channel::pair().map_err(io_at("socketpair"))?;
         // SAFETY: one thread (the caller's promise), so the child may do
@@ -101,8 +106,14 @@ impl Monitor {
             pid => Ok(Monitor {
                 unused: Some((MonitorProcess(pid), channel)),
                 attached,
+                launch: Some(launch.clone()),
             }),
         }
+    }
+
+    /// The ID its container is to have, if it started the runtime early.
+    pub fn launched_id(&self) -> Option<&str> {
+        self.launch.as_ref().map(|l| l.id.as_str())
     }
 
     fn take(&mut self) -> (MonitorProcess, Channel) {
@@ -241,11 +252,7 @@ impl Containers<'_> {
         self.store.begin_write()?;
         self.mount_rootfs(&c)?;
         let mut subpaths = Subpaths::new(&self.bundle(c.id()));
-        if let Err(e) = self.write_bundle(&c, &mut subpaths) {
-            self.after_exit(&c);
-            return Err(e);
-        }
-        let request = MonitorRequest {
+        let mut request = MonitorRequest {
             id: c.id().to_owned(),
             runtime: c.config.runtime.clone(),
             stdio: Stdio3 {
@@ -253,7 +260,18 @@ impl Containers<'_> {
                 interactive: c.config.open_stdin,
                 attached,
             },
+            config: None,
         };
+        // A runtime started early for this container waits for its
+        // config at the bundle's gate: the monitor passes it on.
+        let gated = monitor.launch.as_ref() == Some(&Launch::of(&request));
+        match self.write_bundle(&c, &mut subpaths, gated) {
+            Ok(config) => request.config = config,
+            Err(e) => {
+                self.after_exit(&c);
+                return Err(e);
+            }
+        }
         let (child, mut channel) = monitor.take();
         if !channel.request(&request) {
             return Err(self.failed_start(&c, None, child, channel));
@@ -379,13 +397,24 @@ impl Containers<'_> {
     }
 
     /// Writes the bundle for this start, with the user and volume subpaths
-    /// resolved now, inside the container's and volumes' roots.
-    fn write_bundle(&self, c: &Container, subpaths: &mut Subpaths) -> Result<()> {
+    /// resolved now, inside the container's and volumes' roots; when
+    /// `gated`, gives back its config instead of writing it.
+    fn write_bundle(
+        &self,
+        c: &Container,
+        subpaths: &mut Subpaths,
+        gated: bool,
+    ) -> Result<Option<String>> {
         let dir = self.bundle(c.id());
         let mut config = self.bundle_config(c, subpaths)?;
         strata_runtime::netfiles::add(&dir, &mut config).map_err(io_at(&dir))?;
-        bundle::write(&dir, &bundle::spec(&config)?)?;
-        Ok(())
+        let spec = bundle::spec(&config)?;
+        if gated {
+            let bytes = bundle::bytes(&spec)?;
+            return Ok(Some(String::from_utf8(bytes).expect("JSON is UTF-8")));
+        }
+        bundle::write(&dir, &spec)?;
+        Ok(None)
     }
 
     /// The bundle's description for this start.

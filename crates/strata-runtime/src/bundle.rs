@@ -253,11 +253,15 @@ pub fn mount(destination: &str, typ: &str, source: &Path, options: &[String]) ->
     m
 }
 
+/// `config.json`'s contents for `spec`.
+pub fn bytes(spec: &Spec) -> Result<Vec<u8>> {
+    serde_json::to_vec(spec).map_err(|e| RuntimeError::Spec(e.to_string()))
+}
+
 /// Writes `config.json` into `dir` (atomically: a reader never sees half).
 pub fn write(dir: &Path, spec: &Spec) -> Result<()> {
-    let path = dir.join("config.json");
-    let bytes = serde_json::to_vec(spec).map_err(|e| RuntimeError::Spec(e.to_string()))?;
-    strata_store::fsutil::write_replace(&path, &bytes).map_err(io_at(&path))
+    let path = dir.join(crate::gate::CONFIG);
+    strata_store::fsutil::write_replace(&path, &bytes(spec)?).map_err(io_at(&path))
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! Running containers through an external OCI runtime (`runc` by default).
 //!
-//! Three pieces, each usable alone:
+//! The pieces, each usable alone:
 //! - [`bundle`]: what a container is, as an OCI runtime spec (`config.json`)
 //!   built with `oci-spec`;
+//! - [`gate`]: a `config.json` the runtime may open before it is written,
+//!   so its start-up overlaps the container's making;
 //! - [`runtime`]: the [`Runtime`] seam over the runtime's command line
 //!   (`run`, `kill`, `state`, `delete`, `exec`), implemented by [`Runc`];
 //! - [`monitor`]: the process that stays with a running container, copies
@@ -15,6 +17,7 @@
 
 pub mod attach;
 pub mod bundle;
+pub mod gate;
 pub mod logs;
 pub mod monitor;
 pub mod netfiles;

@@ -22,6 +22,7 @@ use rustix::fd::BorrowedFd;
 use rustix::termios;
 
 use crate::attach::{self, Hub};
+use crate::gate::Gate;
 use crate::logs::{LogWriter, Stream};
 use crate::state::{self, RunState};
 use crate::{Result, Runtime, io_at};
@@ -44,13 +45,15 @@ pub struct Plan<'a> {
     pub log: &'a Path,
     pub state: &'a Path,
     pub stdio: Stdio3,
+    /// A runtime already started at the bundle's gate, and the config to
+    /// let it in with; None to start it now on the bundle's config.json.
+    pub early: Option<(Early, Vec<u8>)>,
     /// Called once the container runs (the runtime wrote its pid file).
     pub on_start: Box<dyn FnMut() + 'a>,
 }
 
 /// Runs the container to its end; returns its exit code.
 pub fn run(mut plan: Plan) -> Result<i32> {
-    ignore_job_signals();
     let me = std::process::id() as i32;
     let mut record = RunState {
         running: true,
@@ -64,11 +67,29 @@ pub fn run(mut plan: Plan) -> Result<i32> {
     };
     state::write(plan.state, &record)?;
     let log = LogWriter::open(plan.log).map_err(io_at(plan.log))?;
-    let pid_file = plan.bundle.join("pid");
+    let pid_file = pid_file(plan.bundle);
     let _ = std::fs::remove_file(&pid_file);
     // Watching before the runtime starts, so its write cannot be missed.
     let watch = PidFileWatch::new(plan.bundle);
-    let (child, copier, hub) = spawn(&plan, &pid_file, log)?;
+    let started = match plan.early.take() {
+        Some((early, config)) => early.admit(&config, plan.runtime),
+        None => start_runtime(plan.runtime, plan.id, plan.bundle, plan.stdio),
+    };
+    let (child, wiring) = match started {
+        Ok(started) => started,
+        Err(e) => {
+            // Never started (no such runtime): not running, and why, or
+            // the container would look running with nobody watching it.
+            let why = e.to_string();
+            record.running = false;
+            record.exit_code = Some(crate::runtime::start_failure_status(&why));
+            record.error = Some(why);
+            record.finished_at = Some(jiff::Timestamp::now().to_string());
+            let _ = state::write(plan.state, &record);
+            return Err(e);
+        }
+    };
+    let (copier, hub) = connect(&plan, &child, wiring, log)?;
     let status = wait_started(child, &pid_file, watch, &mut record, &mut plan)?;
     let _ = copier.join();
     let mut code = exit_code(status);
@@ -120,22 +141,103 @@ fn ignore_job_signals() {
     }
 }
 
-/// Starts the runtime with the container's stdio, and the thread that
-/// copies its output; the hub that serves it to `strata attach`.
-fn spawn(
-    plan: &Plan,
-    pid_file: &Path,
-    log: LogWriter,
-) -> Result<(Child, std::thread::JoinHandle<()>, Arc<Hub>)> {
-    let mut cmd = plan.runtime.run_command(plan.bundle, plan.id, pid_file);
-    let spawn_err = |e| io_at(PathBuf::from(plan.runtime.name()))(e);
-    let Stdio3 {
-        tty,
-        interactive,
-        attached,
-    } = plan.stdio;
-    let (child, outputs, hub) = if tty {
-        let (master, slave) = open_pty(attached).map_err(spawn_err)?;
+/// Where the runtime writes the container's pid.
+fn pid_file(bundle: &Path) -> PathBuf {
+    bundle.join("pid")
+}
+
+/// A runtime started before its container was made: its `run` waits at
+/// the bundle's [`Gate`] until [`run`] lets it in.
+pub struct Early {
+    child: Child,
+    wiring: Wiring,
+    gate: Gate,
+}
+
+impl Early {
+    /// Starts `runtime`'s `run` of container `id` on `bundle`, whose
+    /// config.json is `gate`.
+    pub fn start(
+        runtime: &dyn Runtime,
+        id: &str,
+        bundle: &Path,
+        stdio: Stdio3,
+        gate: Gate,
+    ) -> Result<Early> {
+        let (child, wiring) = match start_runtime(runtime, id, bundle, stdio) {
+            Ok(started) => started,
+            Err(e) => {
+                gate.abandon();
+                return Err(e);
+            }
+        };
+        Ok(Early {
+            child,
+            wiring,
+            gate,
+        })
+    }
+
+    /// Gives up the start: the runtime, which has read no config and so
+    /// made nothing, is stopped, and the gate removed.
+    pub fn abandon(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.gate.abandon();
+    }
+
+    fn admit(self, config: &[u8], runtime: &dyn Runtime) -> Result<(Child, Wiring)> {
+        let Early {
+            child,
+            wiring,
+            gate,
+        } = self;
+        let pid = child.id();
+        gate.open(config, &mut || still_running(pid))
+            .map_err(io_at(PathBuf::from(runtime.name())))?;
+        Ok((child, wiring))
+    }
+}
+
+/// Whether our child `pid` has not ended yet; one that has is left for
+/// [`wait_started`] to reap.
+fn still_running(pid: u32) -> bool {
+    // SAFETY: siginfo_t is plain data, zero until waitid fills it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    // SAFETY: waitid on our own child, writing only into `info`.
+    let r = unsafe { libc::waitid(libc::P_PID, pid, &mut info, flags) };
+    // SAFETY: after a successful waitid, si_pid is set (0: no change).
+    r == 0 && unsafe { info.si_pid() } == 0
+}
+
+/// The container's stdio on our side, before anyone reads it.
+enum Wiring {
+    /// A pseudo-terminal's master (`-t`).
+    Pty(File),
+    /// Pipes: stdin's (with `-i`), stdout's and stderr's.
+    Pipes {
+        input: Option<File>,
+        out: File,
+        err: File,
+    },
+}
+
+/// Starts the runtime's `run` with the container's stdio.
+fn start_runtime(
+    runtime: &dyn Runtime,
+    id: &str,
+    bundle: &Path,
+    stdio: Stdio3,
+) -> Result<(Child, Wiring)> {
+    // Before the runtime starts, early or not: from here the monitor
+    // outlives a ^C or a closed terminal, and the runtime inherits the
+    // same dispositions either way.
+    ignore_job_signals();
+    let mut cmd = runtime.run_command(bundle, id, &pid_file(bundle));
+    let spawn_err = |e| io_at(PathBuf::from(runtime.name()))(e);
+    if stdio.tty {
+        let (master, slave) = open_pty(stdio.attached).map_err(spawn_err)?;
         cmd.stdin(Stdio::from(slave.try_clone().map_err(spawn_err)?));
         cmd.stdout(Stdio::from(slave.try_clone().map_err(spawn_err)?));
         cmd.stderr(Stdio::from(slave));
@@ -143,36 +245,56 @@ fn spawn(
         // The command holds copies of the slave: drop them, so reading
         // the master ends when the container's side closes.
         drop(cmd);
-        let master = File::from(master);
-        let clone = || master.try_clone().map_err(spawn_err);
-        let input = interactive.then(clone).transpose()?;
-        let pty = attach::Pty {
-            master: clone()?,
-            runtime_pid: child.id(),
-        };
-        let hub = Hub::new(input, Some(pty));
-        (child, vec![(master, Stream::Stdout)], hub)
+        return Ok((child, Wiring::Pty(File::from(master))));
+    }
+    // A container made with -i keeps its stdin open, for us or for
+    // whoever attaches later.
+    cmd.stdin(if stdio.interactive {
+        Stdio::piped()
     } else {
-        // A container made with -i keeps its stdin open, for us or for
-        // whoever attaches later.
-        cmd.stdin(if interactive {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(spawn_err)?;
-        drop(cmd);
-        let input = child.stdin.take().map(|i| File::from(OwnedFd::from(i)));
-        let out = File::from(OwnedFd::from(child.stdout.take().expect("piped")));
-        let err = File::from(OwnedFd::from(child.stderr.take().expect("piped")));
-        let hub = Hub::new(input, None);
-        (
-            child,
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(spawn_err)?;
+    drop(cmd);
+    let wiring = Wiring::Pipes {
+        input: child.stdin.take().map(|i| File::from(OwnedFd::from(i))),
+        out: File::from(OwnedFd::from(child.stdout.take().expect("piped"))),
+        err: File::from(OwnedFd::from(child.stderr.take().expect("piped"))),
+    };
+    Ok((child, wiring))
+}
+
+/// Connects the container's stdio: the hub that serves it to `strata
+/// attach`, ours when attached, and the thread that copies its output.
+fn connect(
+    plan: &Plan,
+    child: &Child,
+    wiring: Wiring,
+    log: LogWriter,
+) -> Result<(std::thread::JoinHandle<()>, Arc<Hub>)> {
+    let spawn_err = |e| io_at(PathBuf::from(plan.runtime.name()))(e);
+    let Stdio3 {
+        tty,
+        interactive,
+        attached,
+    } = plan.stdio;
+    let (outputs, hub) = match wiring {
+        Wiring::Pty(master) => {
+            let clone = || master.try_clone().map_err(spawn_err);
+            let input = interactive.then(clone).transpose()?;
+            let pty = attach::Pty {
+                master: clone()?,
+                runtime_pid: child.id(),
+            };
+            let hub = Hub::new(input, Some(pty));
+            (vec![(master, Stream::Stdout)], hub)
+        }
+        Wiring::Pipes { input, out, err } => (
             vec![(out, Stream::Stdout), (err, Stream::Stderr)],
-            hub,
-        )
+            Hub::new(input, None),
+        ),
     };
     let socket = plan.bundle.join(attach::SOCKET);
     hub.serve(&socket).map_err(io_at(&socket))?;
@@ -192,7 +314,7 @@ fn spawn(
         }
     }
     let copier = copier(outputs, log, hub.clone(), attached);
-    Ok((child, copier, hub))
+    Ok((copier, hub))
 }
 
 /// Waits for the runtime; on the way, notes the container's pid (when the
@@ -437,6 +559,31 @@ fn open_pty(attached: bool) -> std::io::Result<(OwnedFd, OwnedFd)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_child_that_ended_is_seen_and_left_to_reap() {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "exit 7"])
+            .spawn()
+            .unwrap();
+        while still_running(child.id()) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Not reaped: its status is still there for the wait.
+        let pidfd = rustix::process::pidfd_open(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::PidfdFlags::empty(),
+        );
+        assert!(pidfd.is_ok());
+        assert_eq!(child.wait().unwrap().code(), Some(7));
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        assert!(still_running(sleeper.id()));
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
+    }
 
     /// Whether a watch on a folder wakes a wait after `write` ran in it,
     /// and sleeps again once drained.

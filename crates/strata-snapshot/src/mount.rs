@@ -70,10 +70,11 @@ impl Drop for Mounted {
     }
 }
 
-/// Unmounts `target` (detaching it if busy).
+/// Unmounts `target` (detaching it if busy); nothing to do if it is not
+/// mounted, or not there at all.
 pub fn unmount(target: &Path) -> io::Result<()> {
     match rustix::mount::unmount(target, UnmountFlags::DETACH) {
-        Ok(()) | Err(Errno::INVAL) => Ok(()), // not mounted
+        Ok(()) | Err(Errno::INVAL | Errno::NOENT) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }

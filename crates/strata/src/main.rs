@@ -158,17 +158,19 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Serve(a) => return serve::serve(&settings, &a, cli.globals.config.clone()),
         Command::Kubeconfig(a) => return serve::kubeconfig(&settings, &a, out),
         // The monitor opens the store only if it has to tidy up.
-        Command::Monitor => return container::monitor(&settings),
+        Command::Monitor => return container::monitor(&settings, None),
         command => command,
     };
     let monitor = monitor_command(settings.root.clone(), cli.globals.config.clone());
     // `run`'s monitor starts before anything else: a fork of this process,
-    // which runs while this one opens the store and makes the container.
+    // which starts the runtime while this one opens the store and makes
+    // the container.
     let run_monitor = match &command {
         Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => {
-            let body = || exit_code(container::monitor(&settings), |_| 1);
+            let launch = container::launch(&settings, a);
+            let body = || exit_code(container::monitor(&settings, Some(&launch)), |_| 1);
             // SAFETY: one thread so far, and the store is not open yet.
-            Some(unsafe { strata_container::Monitor::fork(body, !a.detach)? })
+            Some(unsafe { strata_container::Monitor::fork(body, &launch)? })
         }
         _ => None,
     };

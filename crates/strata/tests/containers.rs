@@ -684,6 +684,7 @@ fn exit_codes_logs_and_state_survive_the_command() {
 fn run_fails_with_dockers_statuses_and_leaves_nothing() {
     let s = Strata::new();
     image(&s, "app");
+    s.ok(&["create", "--name", "taken", "app"]);
     let before = s.state();
     for (args, status, said) in [
         (
@@ -709,6 +710,41 @@ fn run_fails_with_dockers_statuses_and_leaves_nothing() {
         ),
         (vec!["run", "--bogus", "app", "true"], 125, "'--bogus'"),
         (vec!["ps", "--bogus"], 125, "'--bogus'"),
+        // The runtime, started early, is stopped and its gate removed.
+        (
+            vec!["run", "--rm", "--name", "taken", "app", "true"],
+            125,
+            "already in use",
+        ),
+        (
+            vec!["run", "-d", "--name", "taken", "app", "true"],
+            125,
+            "already in use",
+        ),
+        // No runtime to start, early or late.
+        (
+            vec![
+                "run",
+                "--rm",
+                "--runtime",
+                "/nonexistent",
+                "--name",
+                "taken",
+                "app",
+            ],
+            125,
+            "already in use",
+        ),
+        (
+            vec!["run", "--rm", "--runtime", "/nonexistent", "app", "true"],
+            125,
+            "/nonexistent: no such file or directory",
+        ),
+        (
+            vec!["run", "-d", "--rm", "--runtime", "/nonexistent", "app"],
+            125,
+            "/nonexistent: no such file or directory",
+        ),
     ] {
         let out = s.run(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -721,7 +757,14 @@ fn run_fails_with_dockers_statuses_and_leaves_nothing() {
     // A plain failure of another command stays 1.
     s.fails(&["start", "nosuch"]);
     assert_eq!(s.state(), before);
-    assert_eq!(s.ok(&["ps", "-a", "-q"]), "");
+    assert_eq!(s.ok(&["ps", "-a", "--format", "{{.Names}}"]), "taken\n");
+    // No runtime left waiting at a gate either.
+    let pattern = format!("runc .*{}", s.root.display());
+    let waiting = std::process::Command::new("pgrep")
+        .args(["-f", &pattern])
+        .output()
+        .unwrap();
+    assert!(waiting.stdout.is_empty(), "{waiting:?}");
 }
 
 /// A run whose command cannot start leaves (without `--rm`) a Created

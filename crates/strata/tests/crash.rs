@@ -700,3 +700,35 @@ fn the_tidy_up_warning_follows_the_log_level() {
     // Not a level nor directives: the default.
     check("no==such", true);
 }
+
+// ---- A run in progress ----
+
+/// A `run` whose runtime was started early waits at a gate (a FIFO its
+/// monitor holds) in a container folder with no record yet: `system
+/// check` and its repair leave it alone, and take it for what it is once
+/// nobody holds the gate.
+#[test]
+fn a_repair_leaves_a_run_in_progress_alone() {
+    let s = Strata::with_driver(Some("vfs"));
+    let folder = s.root.join("containers").join("ab".repeat(32));
+    std::fs::create_dir_all(&folder).unwrap();
+    let gate = folder.join("config.json");
+    common::tool("mkfifo", &[gate.to_str().unwrap()]);
+    // Held both ways, as the monitor holds it: opening does not wait.
+    let held = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&gate)
+        .unwrap();
+    assert_eq!(s.ok(&["system", "check"]), "no problems found\n");
+    s.ok(&["system", "check", "--repair"]);
+    assert!(gate.exists(), "a run in progress was tidied away");
+    drop(held);
+    let found = s.run(&["system", "check"]);
+    let said = String::from_utf8_lossy(&found.stdout);
+    assert!(said.contains("belongs to no container"), "{said}");
+    // With no root filesystem in it either: the monitor made it alone.
+    s.ok(&["system", "check", "--repair"]);
+    assert!(!folder.exists());
+    assert_eq!(s.ok(&["system", "check"]), "no problems found\n");
+}

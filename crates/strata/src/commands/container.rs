@@ -2,14 +2,14 @@
 //! exec, diff, commit, export, cp, rename, container prune, inspect.
 
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde_json::json;
 use strata_container::config::MountKind;
 use strata_container::{
-    ChangeKind, ContainerError, Containers, CreateOptions, ExecOptions, Monitor, Started, Status,
-    short,
+    ChangeKind, ContainerError, Containers, CreateOptions, ExecOptions, Launch, Monitor, Started,
+    Status, short,
 };
 use strata_image::commit::CommitOptions;
 use strata_image::{Reference, Store};
@@ -77,6 +77,7 @@ fn create_options(ctx: &Ctx, a: &CreateArgs) -> anyhow::Result<CreateOptions> {
         labels.insert(k.to_owned(), v.to_owned());
     }
     Ok(CreateOptions {
+        id: None,
         image: a.image.clone(),
         name: a.name.clone(),
         command: a.command.clone(),
@@ -96,8 +97,23 @@ fn create_options(ctx: &Ctx, a: &CreateArgs) -> anyhow::Result<CreateOptions> {
         labels,
         stop_timeout: a.stop_timeout,
         auto_remove: a.rm,
-        runtime: a.runtime.clone().unwrap_or_else(|| ctx.runtime.to_owned()),
+        runtime: runtime(a, ctx.runtime),
     })
+}
+
+/// `--runtime`, else the configured one.
+fn runtime(a: &CreateArgs, configured: &Path) -> PathBuf {
+    a.runtime.clone().unwrap_or_else(|| configured.to_owned())
+}
+
+/// What `run`'s monitor may start before the store is open.
+pub fn launch(settings: &crate::settings::Settings, a: &RunArgs) -> Launch {
+    let stdio = strata_runtime::monitor::Stdio3 {
+        tty: a.create.tty,
+        interactive: a.create.interactive,
+        attached: !a.detach,
+    };
+    Launch::new(runtime(&a.create, &settings.runtime), stdio)
 }
 
 /// `--env-file`: KEY=VALUE lines; blank lines and `#` comments skipped.
@@ -122,7 +138,10 @@ pub fn create(ctx: &Ctx, a: &CreateArgs, out: &mut dyn Write) -> anyhow::Result<
 /// early as it could: attached unless `-d`).
 pub fn run(ctx: &Ctx, a: &RunArgs, monitor: Monitor, out: &mut dyn Write) -> anyhow::Result<()> {
     let containers = ctx.containers();
-    let opts = create_options(ctx, &a.create)?;
+    let opts = CreateOptions {
+        id: monitor.launched_id().map(String::from),
+        ..create_options(ctx, &a.create)?
+    };
     out.flush()?;
     // One batch: the new records' fsync runs while the runtime starts,
     // and still ends before `run` reports anything (the ID, or the exit).
@@ -503,8 +522,13 @@ pub fn inspect(
 
 /// The hidden `container-monitor`: watch the container its starter names
 /// to its end, and tidy up after it unless the starter did.
-pub fn monitor(settings: &crate::settings::Settings) -> anyhow::Result<()> {
-    let Some((request, watched)) = strata_container::monitor::watch(&settings.root) else {
+/// A monitor's life (`strata container-monitor`, or `run`'s fork with
+/// what it may start early).
+pub fn monitor(
+    settings: &crate::settings::Settings,
+    launch: Option<&Launch>,
+) -> anyhow::Result<()> {
+    let Some((request, watched)) = strata_container::monitor::watch(&settings.root, launch) else {
         return Ok(());
     };
     if watched.cleanup_is_ours {

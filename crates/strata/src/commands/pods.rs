@@ -68,6 +68,7 @@ impl StrataPods {
             )
         };
         CreateOptions {
+            id: None,
             image: spec.image.clone(),
             name: Some(spec.name.clone()),
             command,

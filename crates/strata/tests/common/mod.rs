@@ -187,6 +187,7 @@ impl Strata {
                 .filter(|n| !n.starts_with('.'))
                 .collect(),
             volume_records: self.ok(&["volume", "ls", "-q"]),
+            containers: listing(self.root.join("containers")),
             check: self.ok(&["system", "check"]),
         }
     }
@@ -214,6 +215,7 @@ pub struct StoreState {
     pub trash: Vec<String>,
     pub volumes: Vec<String>,
     pub volume_records: String,
+    pub containers: Vec<String>,
     pub check: String,
 }
 
