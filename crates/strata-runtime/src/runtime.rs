@@ -156,12 +156,17 @@ impl Runtime for Runc {
     }
 
     fn state(&self, id: &str) -> Result<Option<RuntimeState>> {
-        let out = self
+        let out = match self
             .command()
             .args(["state", id])
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| self.failed("state", e.to_string()))?;
+        {
+            Ok(out) => out,
+            // A runtime that is not there runs nothing.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.failed("state", e.to_string())),
+        };
         if !out.status.success() {
             // runc says "container does not exist" for ones it never ran or
             // already removed.

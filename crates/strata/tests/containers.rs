@@ -767,6 +767,31 @@ fn run_fails_with_dockers_statuses_and_leaves_nothing() {
     assert!(waiting.stdout.is_empty(), "{waiting:?}");
 }
 
+/// A container left looking running (its monitor gone) by a runtime that
+/// is no longer there is not running: `ps` lists it and `rm` removes it.
+#[test]
+fn a_container_whose_runtime_is_gone_is_not_running() {
+    let s = Strata::new();
+    image(&s, "app");
+    let id = s.ok(&[
+        "create",
+        "--runtime",
+        "/nonexistent",
+        "--name",
+        "gone",
+        "app",
+    ]);
+    let state = s.root.join("containers").join(id.trim()).join("state.json");
+    // A monitor that died while it ran (no process has that pid).
+    let stuck = r#"{"running":true,"monitor_pid":2147483647,"monitor_start":1,"pid":0,
+        "started_at":"2026-01-01T00:00:00Z","finished_at":null,"exit_code":null}"#;
+    std::fs::write(&state, stuck).unwrap();
+    let listed = s.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(listed.starts_with("gone Exited"), "{listed}");
+    s.ok(&["rm", "gone"]);
+    assert_eq!(s.ok(&["ps", "-a", "-q"]), "");
+}
+
 /// A run whose command cannot start leaves (without `--rm`) a Created
 /// container, as Docker's: `ps` says Created, inspect has the status and
 /// the runtime's words, `wait` gives the status, and a later `start` fails
