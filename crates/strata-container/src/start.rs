@@ -103,11 +103,14 @@ impl Monitor {
                 .unwrap_or(101);
                 std::process::exit(code)
             }
-            pid => Ok(Monitor {
-                unused: Some((MonitorProcess(pid), channel)),
-                attached,
-                launch: Some(launch.clone()),
-            }),
+            pid => {
+                make_way();
+                Ok(Monitor {
+                    unused: Some((MonitorProcess(pid), channel)),
+                    attached,
+                    launch: Some(launch.clone()),
+                })
+            }
         }
     }
 
@@ -128,6 +131,23 @@ impl Drop for Monitor {
             drop(channel);
             let _ = child.wait();
         }
+    }
+}
+
+/// Moves this process to another CPU it may use, leaving this one to the
+/// child it just forked. The kernel queues a forked child on its parent's
+/// CPU, and an idle CPU may not take it over before a scheduler tick (4
+/// ms here), while `run`'s monitor should start the runtime at once. We
+/// may use every CPU again right after: only the move was wanted.
+fn make_way() {
+    use rustix::thread::{sched_getaffinity, sched_getcpu, sched_setaffinity};
+    let Ok(allowed) = sched_getaffinity(None) else {
+        return;
+    };
+    let mut elsewhere = allowed;
+    elsewhere.unset(sched_getcpu());
+    if elsewhere.count() > 0 && sched_setaffinity(None, &elsewhere).is_ok() {
+        let _ = sched_setaffinity(None, &allowed);
     }
 }
 
