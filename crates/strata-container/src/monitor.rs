@@ -186,22 +186,23 @@ pub struct Watched {
 /// the starter gave up before asking.
 pub fn watch(root: &Path, launch: Option<&Launch>) -> Option<(MonitorRequest, Watched)> {
     let mut channel = inherited_channel()?;
-    let early = launch.and_then(|l| start_early(root, l).map(|e| (l, e)));
+    let early = launch.and_then(|l| start_early(root, l));
     let Some(req) = channel.read_request() else {
-        if let Some((launch, early)) = early {
+        if let (Some(early), Some(launch)) = (early, launch) {
             early.abandon();
             // Only if the starter made nothing in it: no container.
             let _ = std::fs::remove_dir(bundle_dir(&containers_dir(root), &launch.id));
         }
         return None;
     };
-    let early = match early {
-        Some((launch, early)) if *launch == Launch::of(&req) && req.config.is_some() => Some(early),
-        Some((_, early)) => {
+    // The starter sends the config only for what was launched.
+    let early = match (early, &req.config) {
+        (Some(early), Some(_)) => Some(early),
+        (Some(early), None) => {
             early.abandon();
             None
         }
-        None => None,
+        (None, _) => None,
     };
     let watched = watch_one(root, &req, channel, early);
     if !watched.cleanup_is_ours {
@@ -313,8 +314,7 @@ fn plan_early(
     if let Some(early) = early {
         return Ok(Some((early, config)));
     }
-    let path = bundle.join(strata_runtime::gate::CONFIG);
-    strata_store::fsutil::write_replace(&path, &config).map_err(crate::io_at(&path))?;
+    strata_runtime::bundle::write_bytes(bundle, &config)?;
     Ok(None)
 }
 

@@ -260,8 +260,14 @@ pub fn bytes(spec: &Spec) -> Result<Vec<u8>> {
 
 /// Writes `config.json` into `dir` (atomically: a reader never sees half).
 pub fn write(dir: &Path, spec: &Spec) -> Result<()> {
+    write_bytes(dir, &bytes(spec)?)
+}
+
+/// Writes `config` (made by [`bytes`]) as `dir`'s `config.json`, as
+/// [`write`] does.
+pub fn write_bytes(dir: &Path, config: &[u8]) -> Result<()> {
     let path = dir.join(crate::gate::CONFIG);
-    strata_store::fsutil::write_replace(&path, &bytes(spec)?).map_err(io_at(&path))
+    strata_store::fsutil::write_replace(&path, config).map_err(io_at(&path))
 }
 
 #[cfg(test)]

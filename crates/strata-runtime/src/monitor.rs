@@ -78,13 +78,10 @@ pub fn run(mut plan: Plan) -> Result<i32> {
     let (child, wiring) = match started {
         Ok(started) => started,
         Err(e) => {
-            // Never started (no such runtime): not running, and why, or
-            // the container would look running with nobody watching it.
-            let why = e.to_string();
-            record.running = false;
-            record.exit_code = Some(crate::runtime::start_failure_status(&why));
-            record.error = Some(why);
-            record.finished_at = Some(jiff::Timestamp::now().to_string());
+            // No such runtime: recorded, or the container would look
+            // running with nobody watching it.
+            let code = never_ran(&mut record, e.to_string());
+            ended(&mut record, code);
             let _ = state::write(plan.state, &record);
             return Err(e);
         }
@@ -93,21 +90,32 @@ pub fn run(mut plan: Plan) -> Result<i32> {
     let status = wait_started(child, &pid_file, watch, &mut record, &mut plan)?;
     let _ = copier.join();
     let mut code = exit_code(status);
-    record.running = false;
     if record.pid == 0 {
         // The runtime ended before the container existed: it could not
-        // start the command, and said why in the log. Docker keeps such a
-        // container Created, with those words and a status for them.
-        let why = runtime_said(plan.log);
-        code = crate::runtime::start_failure_status(&why);
-        record.error = Some(why);
+        // start the command, and said why in the log.
+        code = never_ran(&mut record, runtime_said(plan.log));
     }
-    record.exit_code = Some(code);
-    record.finished_at = Some(jiff::Timestamp::now().to_string());
+    ended(&mut record, code);
     state::write(plan.state, &record)?;
     hub.exit(code);
     let _ = std::fs::remove_file(plan.bundle.join(attach::SOCKET));
     Ok(code)
+}
+
+/// Notes that the container never ran, and `why`; gives the exit status
+/// for it. Docker keeps such a container Created, with those words and
+/// that status.
+fn never_ran(record: &mut RunState, why: String) -> i32 {
+    let code = crate::runtime::start_failure_status(&why);
+    record.error = Some(why);
+    code
+}
+
+/// Notes the end of the run, with `code`.
+fn ended(record: &mut RunState, code: i32) {
+    record.running = false;
+    record.exit_code = Some(code);
+    record.finished_at = Some(jiff::Timestamp::now().to_string());
 }
 
 /// Why the runtime could not start a container: the last lines of its
