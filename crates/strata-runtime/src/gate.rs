@@ -14,7 +14,6 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,12 +30,9 @@ pub struct Gate {
 impl Gate {
     /// Makes `dir`'s `config.json` a gate (`dir` exists, without one).
     pub fn new(dir: &Path) -> std::io::Result<Gate> {
+        use rustix::fs::{CWD, FileType, Mode, mknodat};
         let path = dir.join(CONFIG);
-        let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())?;
-        // SAFETY: mkfifo reads a NUL-terminated path we own.
-        if unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) } < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        mknodat(CWD, &path, FileType::Fifo, Mode::from_raw_mode(0o600), 0)?;
         // Read and write: opening never waits for a partner, and the
         // pipe lives (with what we write) as long as we hold it.
         let fifo = std::fs::OpenOptions::new()

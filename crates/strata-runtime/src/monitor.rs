@@ -210,13 +210,13 @@ impl Early {
 /// Whether our child `pid` has not ended yet; one that has is left for
 /// [`wait_started`] to reap.
 fn still_running(pid: u32) -> bool {
-    // SAFETY: siginfo_t is plain data, zero until waitid fills it.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
-    // SAFETY: waitid on our own child, writing only into `info`.
-    let r = unsafe { libc::waitid(libc::P_PID, pid, &mut info, flags) };
-    // SAFETY: after a successful waitid, si_pid is set (0: no change).
-    r == 0 && unsafe { info.si_pid() } == 0
+    use rustix::process::{Pid, WaitId, WaitIdOptions, waitid};
+    let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return false;
+    };
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    // No change yet: None. One that ended stays there for the wait.
+    matches!(waitid(WaitId::Pid(pid), options), Ok(None))
 }
 
 /// The container's stdio on our side, before anyone reads it.
