@@ -372,8 +372,8 @@ impl Containers<'_> {
             .store
             .db()
             .read(|tx| strata_store::meta::images::image_layers(tx, image_id))?
-            .last()
-            .map(|l| l.chain_id.to_string());
+            .pop()
+            .map(|l| l.chain_id);
         let key = snapshot_key(id);
         let snapshots = self.store.snapshots()?;
         let labels = [(
@@ -381,22 +381,27 @@ impl Containers<'_> {
             SNAPSHOT_OWNER.to_owned(),
         )]
         .into();
-        let mounts = snapshots.prepare(
+        let prepared = self.store.prepare_on_init_layer(
             &key,
-            top.as_deref(),
+            top.as_ref(),
             &Options {
                 labels,
                 transient: false,
             },
+            &crate::mount_points::make,
         )?;
         let undo = |e: ContainerError| {
             let _ = self.remove_folder(id);
             let _ = snapshots.remove(&key);
+            if let Some(init) = &prepared.made_init {
+                // Unless another container stands on it by now.
+                let _ = snapshots.remove(init);
+            }
             e
         };
         let rootfs = self.rootfs(id);
         std::fs::create_dir_all(&rootfs).map_err(|e| undo(io_at(&rootfs)(e)))?;
-        self.prepare_rootfs(config, &mounts, &rootfs)
+        self.prepare_rootfs(config, &prepared.mounts, &rootfs)
             .map_err(undo)?;
         let row = ContainerRow {
             id: id.to_owned(),

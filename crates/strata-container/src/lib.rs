@@ -4,7 +4,9 @@
 //! Where things are:
 //! - the record (`containers` table): ID, name, image, snapshot key and the
 //!   [`ContainerConfig`], plus the volumes it uses (`container_volumes`);
-//! - the writable layer: snapshot `container-<id>` on the image's top layer;
+//! - the writable layer: snapshot `container-<id>` on the init layer of
+//!   the image's top layer (`strata_image::init_layer`, filled by
+//!   `mount_points`);
 //! - `<root>/containers/<id>/`: the OCI bundle (`config.json`, `rootfs/`
 //!   where the snapshot is mounted while it runs), `state.json` (written by
 //!   the monitor) and `container.log`.
@@ -20,6 +22,7 @@ pub mod files;
 pub mod filter;
 mod lifecycle;
 pub mod monitor;
+mod mount_points;
 mod names;
 mod query;
 mod start;

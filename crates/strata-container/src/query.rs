@@ -136,6 +136,33 @@ impl Containers<'_> {
         Ok(rows)
     }
 
+    /// Where the container's files are, as Docker's overlay2 says it:
+    /// the writable layer's folders (its init layer first among the
+    /// lowers) and the mount point.
+    fn graph_driver_data(&self, c: &Container) -> Result<Value> {
+        let merged = self.rootfs(c.id());
+        let mounts = self.store.snapshots()?.mounts(&c.row.snapshot);
+        // A layer lost in a crash is `system check`'s to report.
+        Ok(match mounts.as_deref().unwrap_or_default() {
+            [
+                strata_snapshot::Mount::Overlay {
+                    lowers,
+                    upper: Some(upper),
+                    work: Some(work),
+                },
+            ] => {
+                let lowers: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+                json!({
+                    "LowerDir": lowers.join(":"),
+                    "UpperDir": upper,
+                    "WorkDir": work,
+                    "MergedDir": merged,
+                })
+            }
+            _ => json!({"MergedDir": merged}),
+        })
+    }
+
     /// `inspect`, in Docker's shape (the fields people script against).
     pub fn inspect(&self, s: &str) -> Result<Value> {
         let c = self.get(s)?;
@@ -185,7 +212,7 @@ impl Containers<'_> {
             },
             "GraphDriver": {
                 "Name": driver,
-                "Data": {"MergedDir": self.rootfs(c.id())},
+                "Data": self.graph_driver_data(&c)?,
             },
             "Mounts": mounts,
             "Config": {

@@ -9,6 +9,7 @@ use strata_store::Digest;
 use strata_store::meta::images as meta;
 
 use crate::error::Result;
+use crate::init_layer::remove_layer_snapshot;
 use crate::store::Store;
 use crate::unpack::LAYER_LABEL;
 
@@ -58,6 +59,8 @@ impl Store {
         for entry in std::fs::read_dir(&tmp).map_err(crate::error::io_at(&tmp))? {
             let path = entry.map_err(crate::error::io_at(&tmp))?.path();
             if repair {
+                // An init layer being made is mounted here.
+                strata_snapshot::mount::unmount(&path).map_err(crate::error::io_at(&path))?;
                 strata_store::fsutil::remove_any(&path).map_err(crate::error::io_at(&path))?;
             }
             report.note(
@@ -189,7 +192,7 @@ impl Store {
                 }
             })?;
             for key in orphans.iter().rev() {
-                let fixed = repair && snapshots.remove(key).is_ok();
+                let fixed = repair && remove_layer_snapshot(snapshots, key).unwrap_or(false);
                 report.note(format!("layer snapshot {key} belongs to no layer"), fixed);
             }
         }

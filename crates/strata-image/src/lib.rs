@@ -14,6 +14,7 @@ pub mod config;
 pub mod df;
 pub mod error;
 pub mod image_mount;
+pub mod init_layer;
 pub mod layer_diff;
 pub mod load;
 pub mod manifest;

@@ -7,11 +7,11 @@
 
 use std::collections::HashSet;
 
-use strata_snapshot::SnapshotError;
 use strata_store::Digest;
 use strata_store::meta::images as meta;
 
 use crate::error::{ImageError, Result};
+use crate::init_layer::remove_layer_snapshot;
 use crate::reference::Reference;
 use crate::store::Store;
 
@@ -154,14 +154,10 @@ impl Store {
                     break;
                 }
                 for layer in unused {
-                    match snapshots.remove(&layer.chain_id.to_string()) {
-                        Ok(()) | Err(SnapshotError::NotFound(_)) => {}
-                        // Something (a container) is built on it: it stays.
-                        Err(SnapshotError::InvalidState { .. }) => {
-                            kept.insert(layer.chain_id);
-                            continue;
-                        }
-                        Err(e) => return Err(e.into()),
+                    // Something (a container) is built on it: it stays.
+                    if !remove_layer_snapshot(snapshots, &layer.chain_id.to_string())? {
+                        kept.insert(layer.chain_id);
+                        continue;
                     }
                     self.db
                         .write(|tx| meta::delete_layer(tx, &layer.chain_id))?;

@@ -1,8 +1,9 @@
 //! The files Docker gives every container: `/etc/hostname`, `/etc/hosts`
 //! and `/etc/resolv.conf`, written into the bundle at each start and
 //! bind-mounted over the image's. The container's writes land in the
-//! bundle, never in its layer; the runtime makes an empty mount point
-//! where the image has none, which diffs leave out ([`MOUNT_POINTS`]).
+//! bundle, never in its layer. Where the image has no such file, a
+//! container's init layer has an empty one; failing that (a RUN step) the
+//! runtime makes it, and diffs leave it out ([`MOUNT_POINTS`]).
 
 use std::io;
 use std::path::Path;
@@ -10,8 +11,9 @@ use std::path::Path;
 use crate::bundle::{self, BundleConfig};
 
 /// The mount points a runtime makes in a container's layer when the
-/// image lacks them, as layer paths: these files', and the folders it
-/// mounts /dev, /proc and /sys on. Docker keeps them in an init layer.
+/// image lacks them, as layer paths: the folders it mounts /dev, /proc
+/// and /sys on (top level), and these files (nested). Docker keeps them
+/// in an init layer, and so does Strata.
 pub const MOUNT_POINTS: &[&str] = &[
     "dev",
     "etc/hostname",

@@ -7,7 +7,7 @@
 //! into place; a removed one is renamed to `<id>.del` before its record goes.
 //! `check` finds and clears what a crash can leave: `.new`/`.del` folders,
 //! folders without records, records without folders, and transient
-//! (extraction) snapshots.
+//! snapshots (a layer being extracted or an init layer being made).
 
 use std::collections::HashSet;
 use std::io;
@@ -280,7 +280,7 @@ impl<D: Driver> Snapshotter for Snapshots<D> {
             }
             note(
                 format!(
-                    "{} snapshot '{}' left by an interrupted layer extraction",
+                    "{} snapshot '{}' left unfinished by an interrupted command",
                     D::NAME,
                     row.key
                 ),

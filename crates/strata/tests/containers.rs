@@ -384,6 +384,59 @@ fn containers_get_dockers_network_files_and_their_layer_does_not() {
     );
 }
 
+/// The runtime's mount points live in an init layer per image, made with
+/// the first container: a container that changes nothing has an empty
+/// layer of its own, all the image's containers share the init layer, and
+/// it goes with the image.
+#[test]
+fn an_init_layer_holds_the_runtimes_mount_points() {
+    for driver in [None, Some("vfs")] {
+        let s = Strata::with_driver(driver);
+        // No /etc, /dev, /proc or /sys at all.
+        let plain = s.path("plain.tar");
+        std::fs::write(&plain, common::archive::busybox_rootfs()).unwrap();
+        s.ok(&["import", plain.to_str().unwrap(), "plain"]);
+        let layers = s.state().snapshots.len();
+        for name in ["one", "two"] {
+            s.ok(&[
+                "run",
+                "--name",
+                name,
+                "plain",
+                "sh",
+                "-c",
+                "cat /etc/hostname",
+            ]);
+            assert_eq!(s.ok(&["diff", name]), "", "{driver:?}");
+        }
+        // The image's layer, its init layer and the two containers'.
+        assert_eq!(s.state().snapshots.len(), layers + 3, "{driver:?}");
+        if driver.is_none() {
+            let data = |name: &str, dir: &str| {
+                let format = format!("{{{{.GraphDriver.Data.{dir}}}}}");
+                s.ok(&["inspect", "-f", &format, name])
+                    .trim_end()
+                    .to_owned()
+            };
+            let upper = data("one", "UpperDir");
+            assert!(std::path::Path::new(&upper).is_dir(), "{upper}");
+            assert_eq!(common::listing(&upper), Vec::<String>::new());
+            let lowers = data("one", "LowerDir");
+            assert_eq!(lowers, data("two", "LowerDir"));
+            let init = std::path::PathBuf::from(lowers.split(':').next().unwrap());
+            assert_eq!(common::listing(&init), ["dev", "etc", "proc", "sys"]);
+            assert_eq!(
+                common::listing(init.join("etc")),
+                ["hostname", "hosts", "resolv.conf"]
+            );
+        }
+        s.ok(&["rm", "one", "two"]);
+        s.ok(&["rmi", "plain"]);
+        assert_eq!(s.state().snapshots, Vec::<String>::new(), "{driver:?}");
+        assert_eq!(s.ok(&["system", "check"]), "no problems found\n");
+    }
+}
+
 #[test]
 fn copy_on_write_leaves_the_image_alone() {
     let s = Strata::new();
@@ -828,7 +881,16 @@ fn a_failed_start_leaves_a_created_container() {
         );
         s.ok(&["rm", "-v", name]);
     }
-    assert_eq!(s.state(), before);
+    // As it was, but for the image's init layer, made with the first.
+    let after = s.state();
+    assert_eq!(after.snapshots.len(), before.snapshots.len() + 1);
+    assert_eq!(
+        common::StoreState {
+            snapshots: before.snapshots.clone(),
+            ..after
+        },
+        before
+    );
 }
 
 /// Docker's answers where they are easy to get wrong: nested mounts,

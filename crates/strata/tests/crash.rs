@@ -1,5 +1,6 @@
 //! Crash safety: `strata load` killed by SIGKILL at each named failpoint, at
-//! arbitrary moments, and racing another load. After any of them the store
+//! arbitrary moments, and racing another load; `create` killed while it
+//! makes an image's init layer. After any of them the store
 //! repairs (by `system check --repair`, or by itself on the next command
 //! that writes), checks clean, still holds the image it had, and loads the
 //! image again exactly as a clean load does.
@@ -276,7 +277,7 @@ macro_rules! failpoints {
 }
 
 const INGEST: Option<&str> = Some("interrupted write");
-const EXTRACTION: Option<&str> = Some("left by an interrupted layer extraction");
+const UNFINISHED: Option<&str> = Some("left unfinished by an interrupted command");
 const ORPHAN_SNAPSHOT: Option<&str> = Some("belongs to no layer");
 const UNUSED_LAYER: Option<&str> = Some("is used by no image");
 
@@ -286,10 +287,10 @@ failpoints! {
     content_before_rename_last_index: "content-before-rename", 3, INGEST;
     content_before_rename_config: "content-before-rename", 4, INGEST;
     content_before_rename_manifest: "content-before-rename", 5, INGEST;
-    unpack_after_apply_first: "unpack-after-apply", 1, EXTRACTION;
-    unpack_after_apply_last: "unpack-after-apply", 3, EXTRACTION;
-    unpack_before_commit_first: "unpack-before-commit", 1, EXTRACTION;
-    unpack_before_commit_second: "unpack-before-commit", 2, EXTRACTION;
+    unpack_after_apply_first: "unpack-after-apply", 1, UNFINISHED;
+    unpack_after_apply_last: "unpack-after-apply", 3, UNFINISHED;
+    unpack_before_commit_first: "unpack-before-commit", 1, UNFINISHED;
+    unpack_before_commit_second: "unpack-before-commit", 2, UNFINISHED;
     unpack_after_commit_first: "unpack-after-commit", 1, ORPHAN_SNAPSHOT;
     unpack_after_commit_last: "unpack-after-commit", 3, ORPHAN_SNAPSHOT;
     load_before_image: "load-before-image", 1, UNUSED_LAYER;
@@ -300,7 +301,7 @@ failpoints! {
 failpoints! {
     Some("vfs") =>
     vfs_content_before_rename: "content-before-rename", 2, INGEST;
-    vfs_unpack_after_apply: "unpack-after-apply", 2, EXTRACTION;
+    vfs_unpack_after_apply: "unpack-after-apply", 2, UNFINISHED;
     vfs_unpack_after_commit: "unpack-after-commit", 2, ORPHAN_SNAPSHOT;
     vfs_load_before_image: "load-before-image", 1, UNUSED_LAYER;
 }
@@ -318,6 +319,60 @@ fn failpoint_not_reached_is_harmless() {
             .env("STRATA_FAILPOINT", "unpack-after-apply:99"),
     );
     assert!(s.image_tree("second") == small.second.tree);
+}
+
+// ---- An init layer being made ----
+
+/// `create` killed while it makes the image's init layer (mounted in
+/// `tmp/`, or made and not yet committed): the mount is undone, the
+/// half-made layer removed, and the next `create` makes it again.
+fn crash_making_the_init_layer(driver: Option<&str>, point: &str) {
+    for how in [Recovery::Repair, Recovery::NextWrite] {
+        let what = format!("{point} ({how:?}, {})", driver.unwrap_or("default driver"));
+        let s = Strata::with_driver(driver);
+        load(&s, "first.tar", &small().first);
+        let before = s.state();
+        let out = s
+            .command(&["create", "--name", "ctr", "first", "true"])
+            .env("STRATA_FAILPOINT", point)
+            .output()
+            .unwrap();
+        assert_killed(out.status, &what, &out.stderr);
+        let mounted = common::mounts_under(&s.root);
+        assert_eq!(
+            mounted.len(),
+            usize::from(point == "init-layer-mounted"),
+            "{what}: {mounted:?}"
+        );
+        recover(&s, how, UNFINISHED, &what);
+        assert_eq!(
+            common::mounts_under(&s.root),
+            Vec::<String>::new(),
+            "{what}"
+        );
+        let after = s.state();
+        assert_eq!(after.snapshots, before.snapshots, "{what}");
+        assert_eq!(after.tmp, Vec::<String>::new(), "{what}");
+        s.ok(&["create", "--name", "ctr", "first", "true"]);
+        // The layers, the init layer and the container's.
+        assert_eq!(
+            s.state().snapshots.len(),
+            before.snapshots.len() + 2,
+            "{what}"
+        );
+        assert_eq!(s.ok(&["system", "check"]), "no problems found\n", "{what}");
+    }
+}
+
+#[test]
+fn crash_while_the_init_layer_is_mounted() {
+    crash_making_the_init_layer(None, "init-layer-mounted");
+}
+
+#[test]
+fn crash_before_the_init_layer_is_committed() {
+    crash_making_the_init_layer(None, "init-layer-before-commit");
+    crash_making_the_init_layer(Some("vfs"), "init-layer-before-commit");
 }
 
 // ---- SIGKILL at arbitrary moments ----
@@ -613,13 +668,13 @@ fn crash_importing() {
         (
             &fresh,
             "unpack-after-apply:1",
-            EXTRACTION,
+            UNFINISHED,
             Recovery::NextWrite,
         ),
         (
             &fresh,
             "unpack-before-commit:1",
-            EXTRACTION,
+            UNFINISHED,
             Recovery::Repair,
         ),
         (

@@ -233,7 +233,9 @@ fn check_finds_and_repairs_crash_leftovers() {
         assert_eq!(problems.len(), 3, "{d}: {problems:?}");
         assert!(problems.iter().all(|p| !p.repaired));
         assert!(
-            problems[0].what.contains("interrupted layer extraction"),
+            problems[0]
+                .what
+                .contains("left unfinished by an interrupted command"),
             "{problems:?}"
         );
         let repaired = s.check(true).unwrap();
