@@ -395,7 +395,7 @@ impl Containers<'_> {
             let _ = snapshots.remove(&key);
             if let Some(init) = &prepared.made_init {
                 // Unless another container stands on it by now.
-                let _ = snapshots.remove(init);
+                let _ = snapshots.remove_unused(init);
             }
             e
         };

@@ -6,7 +6,8 @@
 //!   [`ContainerConfig`], plus the volumes it uses (`container_volumes`);
 //! - the writable layer: snapshot `container-<id>` on the init layer of
 //!   the image's top layer (`strata_image::init_layer`, filled by
-//!   `mount_points`);
+//!   `mount_points`); on nothing for an image without layers, and on the
+//!   top layer itself for a container made before init layers;
 //! - `<root>/containers/<id>/`: the OCI bundle (`config.json`, `rootfs/`
 //!   where the snapshot is mounted while it runs), `state.json` (written by
 //!   the monitor) and `container.log`.

@@ -33,7 +33,8 @@ pub type Fill<'a> = &'a dyn Fn(&Path) -> std::io::Result<()>;
 pub struct Prepared {
     pub mounts: Vec<Mount>,
     /// The init layer, if this call made it: a caller that then fails
-    /// removes it, so the store is left as it was.
+    /// removes it ([`Snapshotter::remove_unused`]: another command may
+    /// have built on it meanwhile), so the store is left as it was.
     pub made_init: Option<String>,
 }
 
@@ -67,7 +68,7 @@ impl Store {
                     Ok(mounts) => Ok(prepared(mounts, made.then_some(init))),
                     Err(e) => {
                         if made {
-                            let _ = snapshots.remove(&init);
+                            let _ = snapshots.remove_unused(&init);
                         }
                         Err(e.into())
                     }

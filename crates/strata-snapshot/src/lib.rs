@@ -125,6 +125,13 @@ pub trait Snapshotter {
     /// Removes a snapshot that is nobody's parent. Its files go to the
     /// store's trash ([`strata_store::trash`]), deleted when it is emptied.
     fn remove(&self, key: &str) -> Result<(), SnapshotError>;
+    /// Removes `key` unless a snapshot stands on it (then false), safe
+    /// against a `prepare` on it by another process under the shared
+    /// store lock: the check and the record's deletion are one
+    /// transaction, so a later prepare finds no parent. The files go to
+    /// the trash after, so a crash between leaves a folder no record
+    /// owns, which [`Snapshotter::check`] removes.
+    fn remove_unused(&self, key: &str) -> Result<bool, SnapshotError>;
     fn stat(&self, key: &str) -> Result<Info, SnapshotError>;
     fn usage(&self, key: &str) -> Result<Usage, SnapshotError>;
     /// Every snapshot, oldest first.

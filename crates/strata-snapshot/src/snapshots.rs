@@ -224,6 +224,25 @@ impl<D: Driver> Snapshotter for Snapshots<D> {
         Ok(())
     }
 
+    fn remove_unused(&self, key: &str) -> Result<bool, SnapshotError> {
+        let removed = self.db.write(|tx| {
+            let Some(row) = rows::get(tx, key)? else {
+                return Ok(None);
+            };
+            if rows::has_children(tx, row.id)? {
+                return Ok(None);
+            }
+            rows::delete(tx, row.id)?;
+            Ok(Some(row.id))
+        })?;
+        let Some(id) = removed else {
+            return Ok(false);
+        };
+        let dir = self.dir(id);
+        self.trash.put(&dir).map_err(io_at(&dir))?;
+        Ok(true)
+    }
+
     fn stat(&self, key: &str) -> Result<Info, SnapshotError> {
         self.db.read(|tx| {
             let row = match Self::row(tx, key)? {

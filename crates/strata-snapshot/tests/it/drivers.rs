@@ -109,6 +109,29 @@ fn states_are_enforced() {
     }
 }
 
+/// `remove_unused` leaves a snapshot something stands on, records and
+/// files alike, and removes one nothing does, so a later prepare on it
+/// finds no parent.
+#[test]
+fn remove_unused_spares_a_parent() {
+    for &d in DRIVERS {
+        let env = Env::default();
+        let s = env.driver(d);
+        layer(&*s, &env, "base", None, &[("a", "a")]);
+        s.prepare("child", Some("base"), &Options::default())
+            .unwrap();
+        assert!(!s.remove_unused("base").unwrap(), "{d}");
+        assert_eq!(kind(&*s, "base"), Kind::Committed);
+        assert!(s.files("base").unwrap().join("a").exists(), "{d}");
+        s.remove("child").unwrap();
+        assert!(s.remove_unused("base").unwrap(), "{d}");
+        assert!(!s.remove_unused("base").unwrap(), "{d}: removed twice");
+        let e = s.prepare("late", Some("base"), &Options::default());
+        assert!(is_not_found(&e.unwrap_err()), "{d}");
+        assert!(s.check(false).unwrap().is_empty(), "{d}");
+    }
+}
+
 #[test]
 fn usage_is_recorded_at_commit() {
     for &d in DRIVERS {
