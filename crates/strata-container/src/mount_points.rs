@@ -16,7 +16,7 @@ use std::io;
 use std::path::Path;
 
 use rustix::fd::{AsFd, OwnedFd};
-use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use strata_archive::fsops;
 use strata_runtime::netfiles::MOUNT_POINTS;
@@ -60,12 +60,7 @@ pub fn make(root: &Path) -> io::Result<()> {
 /// is there.
 fn make_folder(root: &OwnedFd, name: &str) -> io::Result<()> {
     match rustix::fs::mkdirat(root, name, Mode::empty()) {
-        Ok(()) => Ok(rustix::fs::chmodat(
-            root,
-            name,
-            Mode::from_raw_mode(0o755),
-            AtFlags::empty(),
-        )?),
+        Ok(()) => fsops::chmod_at(root.as_fd(), name.as_bytes(), 0o755),
         Err(Errno::EXIST) => Ok(()),
         Err(e) => Err(e.into()),
     }

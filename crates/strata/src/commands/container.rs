@@ -520,10 +520,9 @@ pub fn inspect(
     )
 }
 
-/// The hidden `container-monitor`: watch the container its starter names
+/// A monitor's life (the hidden `container-monitor`, or `run`'s fork
+/// with what it may start early): watch the container its starter names
 /// to its end, and tidy up after it unless the starter did.
-/// A monitor's life (`strata container-monitor`, or `run`'s fork with
-/// what it may start early).
 pub fn monitor(
     settings: &crate::settings::Settings,
     launch: Option<&Launch>,
