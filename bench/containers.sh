@@ -63,8 +63,9 @@ c = json.load(open(sys.argv[1]))
 c["process"]["args"] = ["true"]
 json.dump(c, open(sys.argv[2], "w"))
 PY
+runc_floor=(-n runc "runc --root $BENCH_RUN/runc run --bundle $BUNDLE bench-floor")
 floors=(
-  -n runc "runc --root $BENCH_RUN/runc run --bundle $BUNDLE bench-floor"
+  "${runc_floor[@]}"
   -n "runc, strata's bundle" "runc --root $BENCH_RUN/runc run --bundle $STRATA_BUNDLE bench-floor"
 )
 
@@ -78,7 +79,7 @@ fi
 strata_run=(-n strata "$S run --rm bb true")
 echo "== run --rm (busybox, true), with podman and docker"
 hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$OUT/run-peers.json" \
-  "${floors[@]:0:3}" "${strata_run[@]}" "${peers_run[@]}"
+  "${runc_floor[@]}" "${strata_run[@]}" "${peers_run[@]}"
 
 # This VM's speed drifts from minute to minute by more than Strata adds to
 # runc, and hyperfine times one command's runs, then the next's: one
