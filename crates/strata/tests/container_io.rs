@@ -71,6 +71,7 @@ fn run_rm_has_removed_the_container_when_it_returns() {
     // Every command finished cleanly: no writer's mark asks for a repair.
     assert_eq!(s.writer_marks(), 0);
     // The folders went to the trash at once, and the monitors empty it.
+    eventually("the monitors empty the trash", || s.trash_entries() == 0);
     // What stays is the image's: its layers and the init layer the first
     // run made.
     let left = s.state().snapshots;
@@ -80,7 +81,6 @@ fn run_rm_has_removed_the_container_when_it_returns() {
         common::listing(s.root.join("containers")),
         Vec::<String>::new()
     );
-    eventually("the monitors empty the trash", || s.trash_entries() == 0);
 }
 
 #[test]

@@ -130,6 +130,18 @@ impl Strata {
         std::fs::read_dir(self.root.join("trash")).map_or(0, |d| d.count())
     }
 
+    /// Waits (up to 10 s) for the trash to empty. `run --rm` returns
+    /// before its monitor deletes what the removal put there, so a state
+    /// taken at once would catch that delete in flight, and two states
+    /// taken around a refusal would differ by it. Trash that stays is
+    /// left for the comparison to show.
+    pub fn wait_for_the_trash(&self) {
+        let t = std::time::Instant::now();
+        while self.trash_entries() > 0 && t.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// `image inspect` as JSON.
     pub fn inspect(&self, image: &str) -> serde_json::Value {
         let out = self.ok(&["image", "inspect", image]);
@@ -157,8 +169,10 @@ impl Strata {
         t
     }
 
-    /// Everything a failed command must leave as it was.
+    /// Everything a failed command must leave as it was. Taken once the
+    /// trash has emptied ([`Strata::wait_for_the_trash`]).
     pub fn state(&self) -> StoreState {
+        self.wait_for_the_trash();
         let snapshots = ["overlay", "vfs"]
             .iter()
             .flat_map(|d| listing(self.root.join(d).join("snapshots")))
