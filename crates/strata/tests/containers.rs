@@ -194,6 +194,9 @@ fn run_output_ends_with_the_container_not_with_the_deletes() {
     // copy of our stdout meanwhile, reading that to its end (as `$(...)`
     // or a pipe does) would have waited for the deletes too.
     assert!(s.trash_entries() > 0, "the output ended after the deletes");
+    // A state is taken once they are done, so states taken around a
+    // refusal never differ by a delete in flight.
+    assert_eq!(s.state().trash, Vec::<String>::new());
 }
 
 #[test]
