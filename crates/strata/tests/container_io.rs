@@ -8,7 +8,7 @@ mod common;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Strata;
 use common::archive::Tar;
@@ -29,12 +29,11 @@ fn image(s: &Strata) {
 }
 
 /// Waits until `cond` holds (10 s at most).
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !cond() {
-        assert!(t.elapsed() < Duration::from_secs(10), "never: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn eventually(what: &str, cond: impl FnMut() -> bool) {
+    assert!(
+        common::wait_until(Duration::from_secs(10), cond),
+        "never: {what}"
+    );
 }
 
 #[test]

@@ -136,10 +136,9 @@ impl Strata {
     /// taken around a refusal would differ by it. Trash that stays is
     /// left for the comparison to show.
     pub fn wait_for_the_trash(&self) {
-        let t = std::time::Instant::now();
-        while self.trash_entries() > 0 && t.elapsed() < std::time::Duration::from_secs(10) {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        wait_until(std::time::Duration::from_secs(10), || {
+            self.trash_entries() == 0
+        });
     }
 
     /// `image inspect` as JSON.
@@ -245,17 +244,26 @@ pub fn listing(dir: impl AsRef<Path>) -> Vec<String> {
     v
 }
 
-/// Waits (up to 10 s) for a server to make its socket at `path`.
-pub fn wait_for_socket(path: &Path) {
+/// Checks `cond` every 20 ms until it holds (true) or `limit` has passed
+/// (false).
+pub fn wait_until(limit: std::time::Duration, mut cond: impl FnMut() -> bool) -> bool {
     let t = std::time::Instant::now();
-    while !path.exists() {
-        assert!(
-            t.elapsed() < std::time::Duration::from_secs(10),
-            "nothing listened on {}",
-            path.display()
-        );
+    while !cond() {
+        if t.elapsed() >= limit {
+            return false;
+        }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    true
+}
+
+/// Waits (up to 10 s) for a server to make its socket at `path`.
+pub fn wait_for_socket(path: &Path) {
+    assert!(
+        wait_until(std::time::Duration::from_secs(10), || path.exists()),
+        "nothing listened on {}",
+        path.display()
+    );
 }
 
 /// Mount points at or below `dir`, in mount order.

@@ -77,12 +77,8 @@ impl ServerProcess {
         }
         let pid = rustix::process::Pid::from_child(&self.child);
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(10) {
-            if !self.running() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if super::wait_until(Duration::from_secs(10), || !self.running()) {
+            return;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
